@@ -1,0 +1,4 @@
+"""Side-by-side benchmark of chatserver against reference WebSocket relays.
+
+Run ``python -m bench --help``; ``bench/README.md`` explains the method.
+"""

@@ -1,0 +1,273 @@
+"""``python -m bench``: run every target at every offered rate, print tables."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import clients, report, servers
+
+ALL_TARGETS = ("chatserver", "websockets", "socketio", "channels")
+IDLE_TARGETS = ("chatserver", "websockets")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--rates", default="5000,10000,20000",
+                   help="offered msg/s per step, comma separated (default %(default)s)")
+    p.add_argument("--duration", type=float, default=5.0,
+                   help="measured seconds per step (default %(default)s)")
+    p.add_argument("--warmup", type=float, default=1.0,
+                   help="unmeasured seconds at the same rate before each step")
+    p.add_argument("--rooms", type=int, default=50, help="rooms of 1 sender + 1 receiver")
+    p.add_argument("--targets", default=",".join(ALL_TARGETS),
+                   help="comma separated, from: " + ", ".join(ALL_TARGETS))
+    p.add_argument("--idle", type=int, default=5000,
+                   help="idle sockets for the memory test (0 skips it)")
+    p.add_argument("--sync", default="NORMAL", type=str.upper, choices=("NORMAL", "FULL"),
+                   help="chatserver's CHATSERVER_SQLITE_SYNCHRONOUS")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: rates 500,1000, 1 s, 5 rooms, 200 idle sockets")
+    p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    p.add_argument("--client", choices=("auto", "websockets"), default="auto",
+                   help="load generator client: picows when installed (auto), or the "
+                        "slower websockets asyncio client")
+    p.add_argument("--json", type=Path, help="also write the raw results to this file")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rates, args.duration, args.warmup, args.rooms = "500,1000", 1.0, 0.3, 5
+        args.idle = min(args.idle, 200)
+    try:
+        args.rate_list = [float(r) for r in args.rates.split(",") if r.strip()]
+    except ValueError:
+        p.error(f"--rates: not a list of numbers: {args.rates!r}")
+    if not args.rate_list or min(args.rate_list) <= 0:
+        p.error("--rates: need at least one positive rate")
+    args.target_list = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = sorted(set(args.target_list) - set(ALL_TARGETS))
+    if unknown:
+        p.error(f"--targets: unknown {', '.join(unknown)}")
+    if args.duration <= 0 or args.rooms <= 0 or args.idle < 0:
+        p.error("--duration and --rooms must be positive, --idle not negative")
+    return args
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.pin = servers.pinning_available() and not args.no_pin
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.notes: list[str] = []
+        self.load: dict[str, list[dict[str, Any]]] = {}
+        self.idle: dict[str, dict[str, Any]] = {}
+        self.server_problems: dict[str, list[str]] = {}
+
+    # -- servers --------------------------------------------------------------
+
+    def start_server(self, target: str) -> tuple[servers.Server, dict[str, Any]]:
+        """Start a fresh instance (chatserver: fresh data dir and token)."""
+        options: dict[str, Any] = {"origin": servers.ORIGIN}
+        env = None
+        if target == "chatserver":
+            data = Path(tempfile.mkdtemp(prefix="chatserver-data-", dir=self.workdir))
+            env = servers.chatserver_env(data, self.args.sync)
+            options["token"] = servers.create_agent_token(env)
+        server = servers.start(target, self.workdir, self.pin, env)
+        self.children.append(server.proc)
+        server.wait_ready()
+        return server, options
+
+    def stop_server(self, server: servers.Server, label: str) -> None:
+        server.stop()
+        problems = server.log_problems()
+        if problems:
+            self.server_problems.setdefault(label, []).extend(problems)
+
+    # -- load generator -------------------------------------------------------
+
+    def run_loadgen(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+        argv = servers.pinned([servers.PYTHON, "-m", "bench.loadgen"], servers.LOADGEN_CORE,
+                              self.pin)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(servers.ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        proc = subprocess.Popen(argv, cwd=servers.ROOT, env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, start_new_session=True)
+        self.children.append(proc)
+        try:
+            out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            servers.stop_process(proc)
+            raise RuntimeError(f"load generator did not finish within {timeout:.0f} s") from exc
+        if proc.returncode != 0:
+            raise RuntimeError(f"load generator exited with {proc.returncode}")
+        lines = out.decode(errors="replace").strip().splitlines()
+        if not lines:
+            raise RuntimeError("load generator printed no result")
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
+
+    def load_job(self, target: str, server: servers.Server,
+                 options: dict[str, Any]) -> dict[str, Any]:
+        a = self.args
+        return {
+            "mode": "load", "target": target, "port": server.port, "server_pid": server.pid,
+            "rates": a.rate_list, "duration": a.duration, "warmup": a.warmup,
+            "drain": max(2.0, min(10.0, a.duration)), "rooms": a.rooms, "options": options,
+            # Busy-polling is only fair when it cannot steal the server's core.
+            "spin": self.pin,
+            "client": a.client,
+        }
+
+    # -- the two tests --------------------------------------------------------
+
+    def run_target(self, target: str) -> None:
+        missing = servers.missing_modules(target)
+        if missing:
+            self.notes.append(f"{target}: skipped, missing module(s): {', '.join(missing)}"
+                              " (pip install -e '.[bench]')")
+            return
+        print(f"== {target}", file=sys.stderr, flush=True)
+        server = None
+        try:
+            server, options = self.start_server(target)
+            a = self.args
+            per_step = a.warmup + a.duration + max(2.0, min(10.0, a.duration)) + 15 + 60
+            result = self.run_loadgen(self.load_job(target, server, options),
+                                      timeout=per_step * len(a.rate_list) + 30)
+            self.load[target] = result["steps"]
+            if server.proc.poll() is not None:
+                self.notes.append(f"{target}: server exited during the run "
+                                  f"(code {server.proc.returncode}):\n{server.log_tail()}")
+        except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+            self.notes.append(f"{target}: not measured: {exc}")
+        finally:
+            if server is not None:
+                self.stop_server(server, target)
+
+    def run_idle(self, target: str) -> None:
+        if servers.missing_modules(target) or target not in self.args.target_list:
+            return
+        print(f"== idle sockets: {target} x {self.args.idle}", file=sys.stderr, flush=True)
+        server = None
+        try:
+            server, options = self.start_server(target)
+            job = {"mode": "idle", "target": target, "port": server.port,
+                   "server_pid": server.pid, "count": self.args.idle, "options": options}
+            self.idle[target] = self.run_loadgen(job, timeout=420)
+            failures = self.idle[target].get("failures")
+            if failures:
+                self.notes.append(f"idle {target}: failed sockets: {failures}")
+        except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+            self.notes.append(f"idle {target}: not measured: {exc}")
+        finally:
+            if server is not None:
+                self.stop_server(server, f"{target} (idle test)")
+
+    def run(self) -> None:
+        for target in self.args.target_list:
+            self.run_target(target)
+        if self.args.idle:
+            for target in IDLE_TARGETS:
+                self.run_idle(target)
+
+    def cleanup(self) -> None:
+        for proc in self.children:
+            servers.stop_process(proc)
+
+    # -- output ---------------------------------------------------------------
+
+    def print_report(self, started: float) -> None:
+        a = self.args
+        print()
+        print(f"chatserver bench: {len(a.rate_list)} rate(s) x {a.duration:g} s "
+              f"(+{a.warmup:g} s warm-up), {a.rooms} rooms of 1 sender + 1 receiver, "
+              f"open loop")
+        print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+              + ("server on core 0, load generator on core 1 (taskset)" if self.pin
+                 else "no CPU pinning"))
+        if a.client == "websockets":
+            clients.use_picows = False
+        print(f"client: {clients.client_name()}; versions: {versions()}")
+        if "chatserver" in a.target_list:
+            print(f"chatserver SQLite synchronous mode: {a.sync} "
+                  f"(CHATSERVER_SQLITE_SYNCHRONOUS={a.sync})")
+        print()
+        rows = [row for t in a.target_list if t in self.load
+                for row in report.load_rows(t, self.load[t])]
+        if rows:
+            print(report.table(report.LOAD_COLUMNS, rows))
+        else:
+            print("(no load results)")
+        if self.idle:
+            print()
+            print("Idle sockets (handshake done, then silent; client offers permessage-deflate "
+                  "like a browser)")
+            print(report.table(report.IDLE_COLUMNS,
+                               [report.idle_row(t, r) for t, r in self.idle.items()]))
+        notes = list(self.notes)
+        for t in a.target_list:
+            notes.extend(report.step_notes(t, self.load.get(t, [])))
+        for label, lines in self.server_problems.items():
+            notes.append(f"{label} server log ({len(lines)} suspicious line(s) shown):\n    "
+                         + "\n    ".join(line[:300] for line in lines))
+        if notes:
+            print()
+            print("Notes:")
+            for n in notes:
+                print(f"- {n}")
+        print()
+        print(f"total time {time.monotonic() - started:.0f} s")
+        if a.json:
+            a.json.write_text(json.dumps({"load": self.load, "idle": self.idle,
+                                          "notes": notes, "sync": a.sync}, indent=1))
+
+
+def versions() -> str:
+    out = []
+    for dist in ("websockets", "uvicorn", "python-socketio", "channels", "django", "uvloop"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out.append(f"{dist} {importlib.metadata.version(dist)}")
+    return ", ".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        print("bench needs psutil: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    servers.raise_nofile()
+    # SIGTERM becomes SystemExit so the finally below still kills the children.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="chatserver-bench-"))
+    bench = Bench(args, workdir)
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        print("\ninterrupted; partial results:", file=sys.stderr)
+    finally:
+        bench.cleanup()
+    bench.print_report(started)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

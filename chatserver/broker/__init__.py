@@ -1,0 +1,15 @@
+"""Fan-out between nodes: ``broker_from_url`` picks the implementation by URL scheme."""
+
+from __future__ import annotations
+
+from chatserver.broker.base import Broker, Event
+from chatserver.broker.memory import MemoryBroker
+
+
+def broker_from_url(url: str) -> Broker:
+    if url == "memory://" or url.startswith("memory:"):
+        return MemoryBroker()
+    raise ValueError(f"unsupported broker URL {url!r} (this build knows memory://)")
+
+
+__all__ = ["Broker", "Event", "MemoryBroker", "broker_from_url"]

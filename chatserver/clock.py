@@ -1,0 +1,54 @@
+"""Time and ids, passed into the core so tests can control them.
+
+Times are integer microseconds since the Unix epoch inside the server and in
+the store (exact, sortable, cheap); on the wire they are RFC 3339 UTC strings
+with microseconds. Ids are UUIDv7: random, yet sorting by time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+
+class Clock:
+    """Wall-clock time in microseconds. Tests pass a subclass with a fixed or stepping time."""
+
+    def now_us(self) -> int:
+        return time.time_ns() // 1000
+
+
+def format_ts(us: int) -> str:
+    """``2026-11-25T10:04:05.123456Z`` for a time in microseconds."""
+    seconds, micros = divmod(us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def parse_ts(text: str) -> int:
+    """Microseconds for an RFC 3339 time; raises ValueError for anything else."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp()) * 1_000_000 + value.microsecond
+
+
+_last_v7 = 0
+
+
+def uuid7(now_us: int | None = None) -> str:
+    """A UUIDv7 string (RFC 9562): 48 bits of milliseconds, then randomness.
+
+    Within one millisecond successive ids of this process still sort in order,
+    so ids made by one writer follow creation order.
+    """
+    global _last_v7
+    ms = (time.time_ns() // 1_000_000) if now_us is None else now_us // 1000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64
+    value |= (0b10 << 62) | (rand & 0x3FFF_FFFF_FFFF_FFFF)
+    if value <= _last_v7 and (value >> 80) <= (_last_v7 >> 80):
+        value = _last_v7 + 1
+    _last_v7 = value
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,238 @@
+"""One table of settings, read from a TOML file and ``CHATSERVER_*`` variables.
+
+Every setting is a row of ``SETTINGS``: its name, type, default and help. The
+CLI help, validation and ``docs/operations.md`` all come from this table, and a
+test fails when a row is missing from the docs. Environment variables win over
+the file; the file wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CHATSERVER_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong type or outside its allowed range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", str, "./chatserver-data", "Folder for the SQLite database and files."),
+    Setting(
+        "store",
+        str,
+        "",
+        "Store URL: `sqlite:///path/to/chat.db` or `postgresql://…`. "
+        "Empty means `chat.db` inside `data_dir`.",
+    ),
+    Setting("broker", str, "memory://", "Broker URL: `memory://` (one process) or `redis://…`."),
+    Setting(
+        "allowed_origins",
+        list,
+        [],
+        "Origins allowed to open the visitor socket (comma separated in the environment). "
+        "Empty refuses every cross-origin visitor socket.",
+    ),
+    Setting("site_id", str, "default", "This chat site's id: the `aud` of identity tokens."),
+    Setting("identity_secret", str, "", "HS256 secret for identity tokens from the platform."),
+    Setting("identity_jwks", str, "", "JWKS file path or URL for RS256/ES256 identity tokens."),
+    Setting("pid_pepper", str, "", "Secret key for the keyed hash of national identity numbers."),
+    Setting(
+        "sqlite_synchronous",
+        str,
+        "FULL",
+        "SQLite `synchronous` mode in WAL: FULL survives a power cut, NORMAL only a killed "
+        "process (faster).",
+        choices=("FULL", "NORMAL"),
+    ),
+    Setting(
+        "group_commit_max",
+        int,
+        512,
+        "Most writes that share one SQLite transaction.",
+        minimum=1,
+    ),
+    Setting(
+        "max_frame_bytes",
+        int,
+        65536,
+        "Largest WebSocket frame accepted; a bigger one closes the socket with 1009.",
+        minimum=256,
+    ),
+    Setting("max_body_chars", int, 10000, "Longest message body, in characters.", minimum=1),
+    Setting(
+        "rate_limit_per_second",
+        float,
+        20.0,
+        "Frames per second a socket may send on average before `rate_limited`.",
+        minimum=0.1,
+    ),
+    Setting("rate_limit_burst", int, 60, "Frames a socket may send in a burst.", minimum=1),
+    Setting(
+        "max_bad_frames",
+        int,
+        10,
+        "Bad or throttled frames a socket may send before it is closed with 1008.",
+        minimum=1,
+    ),
+    Setting(
+        "hello_timeout",
+        float,
+        10.0,
+        "Seconds a visitor socket has to send `hello` (closed with 1008 after).",
+        minimum=0.05,
+    ),
+    Setting(
+        "heartbeat_interval",
+        float,
+        20.0,
+        "Seconds between WebSocket pings; a peer silent for as long again is dropped.",
+        minimum=0.05,
+    ),
+    Setting(
+        "ws_per_message_deflate",
+        bool,
+        False,
+        "Per-message-deflate on sockets (costs 0.5–0.8 MB of memory a socket).",
+    ),
+    Setting(
+        "send_queue_max",
+        int,
+        1000,
+        "Frames waiting for a slow client before it is closed (1013) and must resume.",
+        minimum=10,
+    ),
+    Setting(
+        "policy_url", str, "/privacy", "Where the privacy notice of the current version is read."
+    ),
+    Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _cast(setting: Setting, raw: Any, source: str) -> Any:
+    where = f"{setting.name} (from {source})"
+    try:
+        if setting.type is bool:
+            if isinstance(raw, bool):
+                value: Any = raw
+            elif isinstance(raw, str) and raw.strip().lower() in {"1", "true", "yes", "on"}:
+                value = True
+            elif isinstance(raw, str) and raw.strip().lower() in {"0", "false", "no", "off", ""}:
+                value = False
+            else:
+                raise SettingsError(f"{where}: expected true or false, got {raw!r}")
+        elif setting.type is list:
+            if isinstance(raw, str):
+                value = [part.strip() for part in raw.split(",") if part.strip()]
+            elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+                value = list(raw)
+            else:
+                raise SettingsError(f"{where}: expected a list of strings, got {raw!r}")
+        elif setting.type is int:
+            if isinstance(raw, bool) or not isinstance(raw, int | str):
+                raise SettingsError(f"{where}: expected an integer, got {raw!r}")
+            value = int(raw)
+        elif setting.type is float:
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                raise SettingsError(f"{where}: expected a number, got {raw!r}")
+            value = float(raw)
+        else:
+            if not isinstance(raw, str):
+                raise SettingsError(f"{where}: expected a string, got {raw!r}")
+            value = raw
+    except ValueError as exc:
+        if isinstance(exc, SettingsError):
+            raise
+        raise SettingsError(f"{where}: {exc}") from None
+    if setting.choices is not None:
+        normal = value.upper() if setting.choices[0].isupper() else value.lower()
+        if normal not in setting.choices:
+            raise SettingsError(f"{where}: must be one of {', '.join(setting.choices)}")
+        value = normal
+    if setting.minimum is not None and value < setting.minimum:
+        raise SettingsError(f"{where}: must be at least {setting.minimum}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The resolved settings. Build with ``Settings.load`` or ``Settings.from_mapping``."""
+
+    values: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_mapping(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
+        """Defaults plus ``overrides`` (cast and checked like any other source)."""
+        values = {s.name: s.default for s in SETTINGS}
+        for name, raw in (overrides or {}).items():
+            if name not in _BY_NAME:
+                raise SettingsError(f"unknown setting {name!r}")
+            values[name] = _cast(_BY_NAME[name], raw, "arguments")
+        return cls(values)
+
+    @classmethod
+    def load(
+        cls, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = {s.name: s.default for s in SETTINGS}
+        if config_file is not None:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+            for name, raw in data.items():
+                if name not in _BY_NAME:
+                    raise SettingsError(f"unknown setting {name!r} in {config_file}")
+                values[name] = _cast(_BY_NAME[name], raw, str(config_file))
+        for setting in SETTINGS:
+            if setting.env in environ:
+                values[setting.name] = _cast(setting, environ[setting.env], setting.env)
+        return cls(values)
+
+    def replace(self, **changes: Any) -> Settings:
+        merged = dict(self.values)
+        for name, raw in changes.items():
+            merged[name] = _cast(_BY_NAME[name], raw, "arguments")
+        return Settings(merged)
+
+    @property
+    def store_url(self) -> str:
+        if self.values["store"]:
+            return str(self.values["store"])
+        return "sqlite:///" + str(Path(self.values["data_dir"]) / "chat.db")
+
+
+def settings_table_markdown() -> str:
+    """The settings as a Markdown table, as written into docs/operations.md."""
+    rows = ["| setting | environment | default | what |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = ",".join(s.default) if isinstance(s.default, list) else s.default
+        rows.append(f"| `{s.name}` | `{s.env}` | `{default}` | {s.help} |")
+    return "\n".join(rows)

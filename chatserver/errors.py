@@ -1,0 +1,99 @@
+"""Every error the server reports, each with one stable wire code.
+
+::
+
+    ChatError                 internal      500
+    ├── BadRequest            bad_request   400
+    │   └── BadFrame          bad_frame     400  (a WebSocket frame that does not parse)
+    ├── TooLarge              too_large     413  (socket: close 1009)
+    ├── Unauthorized          unauthorized  401
+    ├── Forbidden             forbidden     403
+    ├── NotFound              not_found     404
+    ├── Conflict              conflict      409
+    ├── RateLimited           rate_limited  429
+    └── Unavailable           unavailable   503
+
+The web layer turns them into ``{"error": {"code", "message"}}`` with the status,
+and the socket layer into an ``error`` frame. Raise them from the core; never
+build an error body by hand.
+"""
+
+from __future__ import annotations
+
+
+class ChatError(Exception):
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str = "internal error") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ChatError):
+    code = "bad_request"
+    status = 400
+
+
+class BadFrame(BadRequest):
+    code = "bad_frame"
+
+
+class TooLarge(ChatError):
+    code = "too_large"
+    status = 413
+
+
+class Unauthorized(ChatError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ChatError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ChatError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ChatError):
+    code = "conflict"
+    status = 409
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+    status = 429
+
+
+class Unavailable(ChatError):
+    code = "unavailable"
+    status = 503
+
+
+ALL_CODES = tuple(
+    cls.code
+    for cls in (
+        BadRequest,
+        BadFrame,
+        TooLarge,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        RateLimited,
+        Unavailable,
+        ChatError,
+    )
+)
+
+# WebSocket close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013

@@ -1,0 +1,438 @@
+"""The relay core: who may send where, sequence and delivery, typing, read state, presence.
+
+The Hub owns this node's sockets (``Peer``) and the topics they follow. Every
+write goes to the Store first; only after its transaction committed is the ack
+sent and the event published to the Broker, with its frame encoded once. Events
+coming back from the Broker are handed to the local peers that follow the topic.
+
+Topics: ``c:<conversation id>`` (messages, typing, read), ``v:<visitor id>``
+(a visitor's new conversations, for their other tabs), ``inbox`` (conversation
+changes for agents) and ``presence``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from chatserver import protocol as p
+from chatserver.broker.base import Broker, Event
+from chatserver.clock import Clock, format_ts, uuid7
+from chatserver.errors import CLOSE_GOING_AWAY, BadRequest, ChatError, NotFound
+from chatserver.hub.peer import Cursor, Peer
+from chatserver.metrics import Metrics
+from chatserver.store.base import Store
+from chatserver.store.models import Conversation, NewMessage, StoredMessage
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 500
+
+
+def author_of(message: StoredMessage) -> p.Author:
+    return p.Author(
+        role=message.author_role,  # type: ignore[arg-type]
+        id=message.author_id,
+        name=message.author_name,
+    )
+
+
+def message_frame(message: StoredMessage, author: p.Author | None = None) -> str:
+    return p.encode(
+        p.MessageOut(
+            conversation_id=message.conversation_id,
+            message_id=message.id,
+            seq=message.seq,
+            ts=format_ts(message.created_at),
+            author=author or author_of(message),
+            body=message.body,
+            kind=message.kind,  # type: ignore[arg-type]
+        )
+    )
+
+
+def ack_frame(message: StoredMessage) -> str:
+    return p.encode(
+        p.Ack(
+            client_msg_id=message.client_msg_id or "",
+            conversation_id=message.conversation_id,
+            message_id=message.id,
+            seq=message.seq,
+            ts=format_ts(message.created_at),
+        )
+    )
+
+
+def conversation_frame(conversation: Conversation) -> str:
+    assignee = None
+    if conversation.assignee_id is not None:
+        assignee = p.Assignee(id=conversation.assignee_id, name=conversation.assignee_name or "")
+    return p.encode(
+        p.ConversationOut(
+            id=conversation.id,
+            status=conversation.status,
+            assignee=assignee,
+            last_seq=conversation.last_seq,
+            tags=conversation.tags,
+        )
+    )
+
+
+def error_frame(error: ChatError, ref: str | None = None) -> str:
+    return p.encode(p.ErrorOut(code=error.code, message=error.message, ref=ref))
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.clock = clock or Clock()
+        self.metrics = metrics or Metrics()
+        self._topics: dict[str, set[Peer]] = {}
+        self._inbox: set[Peer] = set()
+        self._agents: set[Peer] = set()
+        self._online: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._peers: set[Peer] = set()
+
+    async def start(self) -> None:
+        await self.broker.start(self.on_event)
+        for topic in ("inbox", "presence"):
+            await self.broker.subscribe(topic)
+
+    async def close(self) -> None:
+        for peer in list(self._peers):
+            peer.close(CLOSE_GOING_AWAY, "server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------ peers and topics
+
+    def register(self, peer: Peer) -> None:
+        self._peers.add(peer)
+        self.metrics.sockets.labels(peer.role).inc()
+        if peer.role == "agent":
+            self._agents.add(peer)
+            count = self._online.get(peer.principal_id, 0) + 1
+            self._online[peer.principal_id] = count
+            if count == 1:
+                self._publish_presence(peer, "online")
+
+    def unregister(self, peer: Peer) -> None:
+        if peer not in self._peers:
+            return
+        self._peers.discard(peer)
+        self.metrics.sockets.labels(peer.role).dec()
+        for cid in list(peer.cursors):
+            peer.untrack(cid)
+        if peer.is_visitor:
+            self.detach(peer, "v:" + peer.principal_id)
+        self._inbox.discard(peer)
+        if peer.role == "agent":
+            self._agents.discard(peer)
+            count = self._online.get(peer.principal_id, 1) - 1
+            if count <= 0:
+                self._online.pop(peer.principal_id, None)
+                self._publish_presence(peer, "offline")
+            else:
+                self._online[peer.principal_id] = count
+
+    def attach(self, peer: Peer, topic: str) -> None:
+        peers = self._topics.get(topic)
+        if peers is None:
+            peers = self._topics[topic] = set()
+            self.spawn(self.broker.subscribe(topic))
+        peers.add(peer)
+
+    def detach(self, peer: Peer, topic: str) -> None:
+        peers = self._topics.get(topic)
+        if peers is None:
+            return
+        peers.discard(peer)
+        if not peers:
+            del self._topics[topic]
+            self.spawn(self.broker.unsubscribe(topic))
+
+    def online_agents(self) -> list[str]:
+        return sorted(self._online)
+
+    # ------------------------------------------------------------ events from the broker
+
+    def on_event(self, event: Event) -> None:
+        kind = event.kind
+        if kind == "conversation":
+            self._deliver_conversation(event)
+        elif kind == "created":
+            for peer in tuple(self._topics.get(event.topic, ())):
+                assert event.conversation_id is not None
+                peer.track(event.conversation_id, syncing=False)
+                peer.send(event.frame)
+        elif kind == "presence":
+            for peer in tuple(self._agents):
+                peer.send(event.frame)
+        else:
+            for peer in tuple(self._topics.get(event.topic, ())):
+                peer.deliver(event)
+
+    def _deliver_conversation(self, event: Event) -> None:
+        targets = set(self._topics.get("c:" + (event.conversation_id or ""), ()))
+        for peer in self._inbox:
+            inbox = peer.inbox
+            if (
+                inbox == "all"
+                or (
+                    inbox == "unassigned"
+                    and (event.assignee_id is None or event.prev_assignee_id is None)
+                )
+                or (
+                    inbox == "mine"
+                    and peer.principal_id in (event.assignee_id, event.prev_assignee_id)
+                )
+            ):
+                targets.add(peer)
+        for peer in targets:
+            peer.send(event.frame)
+
+    def _publish_presence(self, peer: Peer, status: str) -> None:
+        frame = p.encode(
+            p.PresenceAgent(
+                agent=p.Assignee(id=peer.principal_id, name=peer.name or ""),
+                status=status,  # type: ignore[arg-type]
+            )
+        )
+        self.broker.publish(Event(topic="presence", kind="presence", frame=frame))
+
+    # ------------------------------------------------------------ messages
+
+    def send_message(self, peer: Peer, new: NewMessage, author: p.Author) -> None:
+        """Store a message from a socket; ack and fan out after commit, or answer an error."""
+        self.metrics.messages_received.inc()
+
+        def done(result: StoredMessage | BaseException) -> None:
+            if isinstance(result, BaseException):
+                error = result if isinstance(result, ChatError) else ChatError()
+                self.metrics.errors.labels(error.code).inc()
+                peer.send(error_frame(error, new.client_msg_id))
+                return
+            peer.send(ack_frame(result))
+            if not result.duplicate:
+                self.metrics.messages_stored.inc()
+                self._fan_out(result, author, origin=peer)
+
+        self.store.submit_message(new, done)
+
+    async def post_message(self, new: NewMessage, author: p.Author) -> StoredMessage:
+        """Store a message from the HTTP API and fan it out; answers the stored message."""
+        message = await self.store.append_message(new)
+        if not message.duplicate:
+            self.metrics.messages_stored.inc()
+            self._fan_out(message, author, origin=None)
+        return message
+
+    def _fan_out(self, message: StoredMessage, author: p.Author, origin: Peer | None) -> None:
+        cid = message.conversation_id
+        if message.created_conversation:
+            if origin is not None:
+                origin.track(cid, syncing=False)
+            self._announce_new_conversation(message)
+        self.broker.publish(
+            Event(
+                topic="c:" + cid,
+                kind="message",
+                frame=message_frame(message, author),
+                conversation_id=cid,
+                seq=message.seq,
+                agents_only=message.kind == "note",
+                origin=origin.conn_id if origin is not None else None,
+            )
+        )
+
+    def _announce_new_conversation(self, message: StoredMessage) -> None:
+        conversation = Conversation(
+            id=message.conversation_id,
+            visitor_id=message.author_id,
+            account_id=None,
+            status="open",
+            assignee_id=None,
+            assignee_name=None,
+            tags=[],
+            last_seq=0,
+            created_at=message.created_at,
+            updated_at=message.created_at,
+            last_message_at=None,
+            closed_at=None,
+            legal_hold=False,
+        )
+        frame = conversation_frame(conversation)
+        self.broker.publish(
+            Event(
+                topic="v:" + (message.author_id or ""),
+                kind="created",
+                frame=frame,
+                conversation_id=message.conversation_id,
+            )
+        )
+        self.broker.publish(
+            Event(
+                topic="inbox",
+                kind="conversation",
+                frame=frame,
+                conversation_id=message.conversation_id,
+            )
+        )
+
+    # ------------------------------------------------------------ typing, read, resume
+
+    def typing(self, peer: Peer, conversation_id: str, state: bool, author: p.Author) -> None:
+        frame = p.encode(p.TypingOut(conversation_id=conversation_id, state=state, author=author))
+        self.broker.publish(
+            Event(
+                topic="c:" + conversation_id,
+                kind="typing",
+                frame=frame,
+                conversation_id=conversation_id,
+                origin=peer.conn_id,
+            )
+        )
+
+    def read(self, peer: Peer, conversation_id: str, seq: int, author: p.Author) -> None:
+        def done(result: int | BaseException) -> None:
+            if isinstance(result, BaseException):
+                error = result if isinstance(result, ChatError) else ChatError()
+                peer.send(error_frame(error))
+                return
+            frame = p.encode(p.ReadOut(conversation_id=conversation_id, seq=seq, author=author))
+            self.broker.publish(
+                Event(
+                    topic="c:" + conversation_id,
+                    kind="read",
+                    frame=frame,
+                    conversation_id=conversation_id,
+                    origin=peer.conn_id,
+                )
+            )
+
+        self.store.submit_read(
+            conversation_id, peer.role, peer.principal_id, seq, self.clock.now_us(), done
+        )
+
+    async def resume(self, peer: Peer, conversation_id: str, after_seq: int) -> None:
+        """Replay what ``peer`` missed after ``after_seq``, then send ``resumed``."""
+        conversation = await self.require_conversation(conversation_id)
+        if after_seq > conversation.last_seq:
+            raise BadRequest(
+                f"after_seq {after_seq} is past the conversation's last seq {conversation.last_seq}"
+            )
+        if conversation_id not in peer.cursors:
+            # An agent resuming a conversation it does not watch starts watching it.
+            peer.track(conversation_id, syncing=True)
+            peer.settle(conversation_id, after_seq)
+        await peer.replay(conversation_id, after_seq, announce=True)
+
+    async def replay_into(
+        self, peer: Peer, conversation_id: str, cursor: Cursor, after_seq: int
+    ) -> None:
+        if after_seq > cursor.seq:
+            cursor.seq = after_seq  # the client has these already
+        start = after_seq
+        while True:
+            messages = await self.store.messages_after(conversation_id, start, REPLAY_PAGE)
+            for message in messages:
+                if cursor.floor < message.seq <= cursor.seq:
+                    continue
+                if peer.cursors.get(conversation_id) is not cursor:
+                    return
+                if message.seq > cursor.seq:
+                    cursor.seq = message.seq
+                if message.kind == "note" and peer.is_visitor:
+                    continue
+                peer.send(message_frame(message))
+            if len(messages) < REPLAY_PAGE:
+                break
+            start = messages[-1].seq
+        cursor.floor = min(cursor.floor, after_seq)
+
+    def resumed_frame(self, conversation_id: str, last_seq: int) -> str:
+        return p.encode(p.Resumed(conversation_id=conversation_id, last_seq=last_seq))
+
+    async def watch(self, peer: Peer, conversation_id: str) -> int:
+        """Follow a conversation from its current last seq; answers that seq."""
+        if conversation_id in peer.cursors:
+            return peer.cursors[conversation_id].seq
+        peer.track(conversation_id, syncing=True)
+        try:
+            conversation = await self.require_conversation(conversation_id)
+        except BaseException:
+            peer.untrack(conversation_id)
+            raise
+        peer.settle(conversation_id, conversation.last_seq)
+        return conversation.last_seq
+
+    def subscribe_inbox(self, peer: Peer, inbox: str | None) -> None:
+        peer.inbox = inbox
+        if inbox is None:
+            self._inbox.discard(peer)
+        else:
+            self._inbox.add(peer)
+
+    async def require_conversation(self, conversation_id: str) -> Conversation:
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None:
+            raise NotFound("no such conversation")
+        return conversation
+
+    # ------------------------------------------------------------ conversation changes
+
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        status: str | None = None,
+        assignee_id: str | None = None,
+        unassign: bool = False,
+        tags: list[str] | None = None,
+    ) -> Conversation:
+        before, after = await self.store.update_conversation(
+            conversation_id,
+            now=self.clock.now_us(),
+            status=status,
+            assignee_id=assignee_id,
+            unassign=unassign,
+            tags=tags,
+        )
+        self.broker.publish(
+            Event(
+                topic="inbox",
+                kind="conversation",
+                frame=conversation_frame(after),
+                conversation_id=conversation_id,
+                assignee_id=after.assignee_id,
+                prev_assignee_id=before.assignee_id,
+            )
+        )
+        return after
+
+    def new_id(self) -> str:
+        return uuid7(self.clock.now_us())

@@ -1,0 +1,185 @@
+"""One socket as the relay core sees it: who is there, what it hears, what waits to go out.
+
+A ``Peer`` knows nothing of Starlette: the web layer drains ``next_frames`` onto
+the socket and closes it when ``closing`` is set.
+
+Delivery rule, per conversation (``Cursor``): a socket hears each message once,
+in ``seq`` order. Live events wait while a store read (``resume`` or a gap fill)
+is running and are then sent if still new; an event whose seq jumps ahead of
+what this socket has seen means the broker lost something, and the gap is read
+from the store before the event is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from chatserver.broker.base import Event
+from chatserver.errors import CLOSE_TRY_AGAIN
+
+if TYPE_CHECKING:
+    from chatserver.hub.hub import Hub
+
+
+@dataclass(slots=True)
+class Cursor:
+    # Highest seq this socket has seen (sent, or skipped as a note it may not see).
+    seq: int = 0
+    # Every seq in (floor, seq] has been seen.
+    floor: int = 0
+    # Store reads in flight; while > 0 live events wait in ``pending``.
+    syncing: int = 0
+    pending: list[Event] = field(default_factory=list)
+
+
+class Peer:
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        conn_id: str,
+        role: str,
+        principal_id: str,
+        name: str | None,
+        send_queue_max: int = 1000,
+    ) -> None:
+        self.hub = hub
+        self.conn_id = conn_id
+        self.role = role  # "visitor" or "agent"
+        self.principal_id = principal_id
+        self.name = name
+        self.cursors: dict[str, Cursor] = {}
+        self.inbox: str | None = None
+        self.closing: tuple[int, str] | None = None
+        self._outbox: deque[str] = deque()
+        self._send_queue_max = send_queue_max
+        self._wake = asyncio.Event()
+
+    @property
+    def is_visitor(self) -> bool:
+        return self.role == "visitor"
+
+    # ------------------------------------------------------------ outgoing
+
+    def send(self, text: str) -> None:
+        if self.closing is not None:
+            return
+        if len(self._outbox) >= self._send_queue_max:
+            # A client that does not read would hold memory without bound; it
+            # reconnects and resumes instead.
+            self.close(
+                CLOSE_TRY_AGAIN, "too many frames waiting: reconnect and resume", drop_pending=True
+            )
+            return
+        self._outbox.append(text)
+        self._wake.set()
+
+    async def next_frames(self) -> list[str]:
+        """Frames to write now; empty once the peer is closing and drained."""
+        while not self._outbox:
+            if self.closing is not None:
+                return []
+            self._wake.clear()
+            await self._wake.wait()
+        frames = list(self._outbox)
+        self._outbox.clear()
+        return frames
+
+    def close(self, code: int, reason: str, *, drop_pending: bool = False) -> None:
+        """Close after the frames already queued (an error saying why goes out first)."""
+        if self.closing is None:
+            self.closing = (code, reason)
+            if drop_pending:
+                self._outbox.clear()
+            self._wake.set()
+
+    # ------------------------------------------------------------ conversations
+
+    def track(self, conversation_id: str, *, syncing: bool) -> Cursor:
+        """Follow a conversation; with ``syncing`` live events wait for ``settle``."""
+        cursor = self.cursors.get(conversation_id)
+        if cursor is None:
+            cursor = self.cursors[conversation_id] = Cursor()
+            self.hub.attach(self, "c:" + conversation_id)
+        if syncing:
+            cursor.syncing += 1
+        return cursor
+
+    def settle(self, conversation_id: str, last_seq: int) -> None:
+        """End a ``track(syncing=True)``: the socket is up to date with ``last_seq``."""
+        cursor = self.cursors.get(conversation_id)
+        if cursor is None:
+            return
+        if cursor.seq < last_seq:
+            cursor.seq = cursor.floor = last_seq
+        self._end_sync(conversation_id, cursor)
+
+    def untrack(self, conversation_id: str) -> None:
+        if self.cursors.pop(conversation_id, None) is not None:
+            self.hub.detach(self, "c:" + conversation_id)
+
+    def deliver(self, event: Event) -> None:
+        """Hand one live event to this socket, applying the delivery rule."""
+        if event.seq == 0:
+            if event.origin == self.conn_id or (event.agents_only and self.is_visitor):
+                return
+            self.send(event.frame)
+            return
+        cid = event.conversation_id
+        assert cid is not None
+        cursor = self.cursors.get(cid)
+        if cursor is None:
+            return
+        if cursor.syncing:
+            cursor.pending.append(event)
+        elif event.seq <= cursor.seq:
+            return
+        elif event.seq == cursor.seq + 1:
+            self._emit(cursor, event.seq, event.frame, event.origin, event.agents_only)
+        else:
+            cursor.pending.append(event)
+            cursor.syncing += 1
+            self.hub.spawn(self.replay(cid, cursor.seq, announce=False, already_syncing=True))
+
+    def _emit(
+        self, cursor: Cursor, seq: int, frame: str, origin: str | None, agents_only: bool
+    ) -> None:
+        if seq > cursor.seq:
+            cursor.seq = seq
+        if origin == self.conn_id or (agents_only and self.is_visitor):
+            return  # the sender had its ack; visitors never see notes (only the seq moves)
+        self.send(frame)
+
+    async def replay(
+        self,
+        conversation_id: str,
+        after_seq: int,
+        *,
+        announce: bool,
+        already_syncing: bool = False,
+    ) -> None:
+        """Send what this socket has not seen after ``after_seq``, from the store, in order."""
+        cursor = self.cursors.get(conversation_id)
+        if cursor is None:
+            return
+        if not already_syncing:
+            cursor.syncing += 1
+        try:
+            await self.hub.replay_into(self, conversation_id, cursor, after_seq)
+        finally:
+            if self.cursors.get(conversation_id) is cursor:
+                self._end_sync(conversation_id, cursor)
+        if announce:
+            self.send(self.hub.resumed_frame(conversation_id, cursor.seq))
+
+    def _end_sync(self, conversation_id: str, cursor: Cursor) -> None:
+        cursor.syncing -= 1
+        if cursor.syncing or not cursor.pending:
+            return
+        pending = sorted(cursor.pending, key=lambda e: e.seq)
+        cursor.pending = []
+        for event in pending:
+            self.deliver(event)

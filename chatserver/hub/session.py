@@ -1,0 +1,357 @@
+"""One socket's conversation with the server: frames in, frames out, no I/O of its own.
+
+The web layer creates a ``VisitorSession`` or ``AgentSession`` per socket,
+passes every received text frame to ``handle`` and writes whatever the peer
+queues. Everything about the protocol (the order of frames, who may do what,
+bad input, flooding) is decided here, so it is tested without a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chatserver import protocol as p
+from chatserver.auth import new_token, token_hash
+from chatserver.clock import uuid7
+from chatserver.config import Settings
+from chatserver.errors import (
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    BadFrame,
+    BadRequest,
+    ChatError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+)
+from chatserver.hub.hub import Hub, error_frame
+from chatserver.hub.peer import Peer
+from chatserver.ratelimit import TokenBucket
+from chatserver.store.models import Agent, NewMessage, SessionInfo
+from chatserver.useragent import describe_async
+
+log = logging.getLogger(__name__)
+
+
+class _Session:
+    role = ""
+
+    def __init__(self, hub: Hub, settings: Settings, *, principal_id: str, name: str | None):
+        self.hub = hub
+        self.settings = settings
+        self.peer = Peer(
+            hub,
+            conn_id=uuid7(),
+            role=self.role,
+            principal_id=principal_id,
+            name=name,
+            send_queue_max=settings.send_queue_max,
+        )
+        self._bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
+        self._strikes = 0
+
+    @property
+    def author(self) -> p.Author:
+        return p.Author(role=self.role, id=self.peer.principal_id, name=self.peer.name)  # type: ignore[arg-type]
+
+    async def handle(self, text: str) -> None:
+        """Act on one received frame; errors are answered on the socket, never raised."""
+        if len(text) > self.settings.max_frame_bytes:
+            self._fail(TooLarge(f"frame over {self.settings.max_frame_bytes} bytes"), None)
+            self.peer.close(CLOSE_TOO_BIG, "frame too large")
+            return
+        if not self._bucket.take():
+            self._strike(RateLimited("too many frames: slow down"), p.client_msg_id_of(text))
+            return
+        try:
+            frame = self.parse(text)
+        except BadFrame as exc:
+            self._strike(exc, p.client_msg_id_of(text))
+            return
+        self.hub.metrics.frames.labels(type(frame).__struct_config__.tag).inc()
+        try:
+            await self.dispatch(frame)
+        except ChatError as exc:
+            self._fail(exc, getattr(frame, "client_msg_id", None))
+            if isinstance(exc, BadRequest):
+                self._strike_only()
+
+    async def handle_bad(self, error: ChatError) -> None:
+        """A frame the web layer could not even read as text."""
+        if not self._bucket.take():
+            error = RateLimited("too many frames: slow down")
+        self._strike(error, None)
+
+    def parse(self, text: str) -> p.AgentFrame:
+        raise NotImplementedError
+
+    async def dispatch(self, frame: p.AgentFrame) -> None:
+        raise NotImplementedError
+
+    def closed(self) -> None:
+        """The socket is gone: forget it everywhere."""
+        self.hub.unregister(self.peer)
+
+    def _fail(self, error: ChatError, ref: str | None) -> None:
+        self.hub.metrics.errors.labels(error.code).inc()
+        self.peer.send(error_frame(error, ref))
+
+    def _strike(self, error: ChatError, ref: str | None) -> None:
+        self._fail(error, ref)
+        self._strike_only()
+
+    def _strike_only(self) -> None:
+        self._strikes += 1
+        if self._strikes >= self.settings.max_bad_frames:
+            self.peer.close(CLOSE_POLICY, "too many bad or throttled frames")
+
+    def _check_body(self, body: str) -> None:
+        if not body.strip():
+            raise BadRequest("body is empty")
+        if len(body) > self.settings.max_body_chars:
+            raise TooLarge(f"body over {self.settings.max_body_chars} characters")
+
+    async def _ping(self) -> None:
+        self.peer.send(p.PONG)
+
+
+class VisitorSession(_Session):
+    """A visitor's socket: ``hello`` first, then only their own conversations."""
+
+    role = "visitor"
+
+    def __init__(
+        self,
+        hub: Hub,
+        settings: Settings,
+        *,
+        ip: str | None = None,
+        user_agent: str = "",
+    ) -> None:
+        super().__init__(hub, settings, principal_id="", name=None)
+        self.ip = ip
+        self.user_agent = user_agent
+        self.session_id: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.session_id is not None
+
+    def parse(self, text: str) -> p.AgentFrame:
+        return p.parse_visitor_frame(text)
+
+    async def dispatch(self, frame: p.AgentFrame) -> None:
+        if isinstance(frame, p.Hello):
+            if self.ready:
+                raise BadRequest("hello was already sent on this socket")
+            await self.hello(frame)
+            return
+        if not self.ready:
+            raise BadRequest("send hello first")
+        if isinstance(frame, p.Send):
+            self.send(frame)
+        elif isinstance(frame, p.TypingIn):
+            self._own(frame.conversation_id)
+            self.hub.typing(self.peer, frame.conversation_id, frame.state, self.author)
+        elif isinstance(frame, p.ReadIn):
+            self._own(frame.conversation_id)
+            self.hub.read(self.peer, frame.conversation_id, frame.seq, self.author)
+        elif isinstance(frame, p.Resume):
+            self._own(frame.conversation_id)
+            await self.hub.resume(self.peer, frame.conversation_id, frame.after_seq)
+        elif isinstance(frame, p.Ping):
+            await self._ping()
+
+    def _own(self, conversation_id: str) -> None:
+        # A visitor's socket follows exactly their conversations; anything else
+        # is answered as if it did not exist, so ids cannot be probed.
+        if conversation_id not in self.peer.cursors:
+            raise NotFound("no such conversation")
+
+    def send(self, frame: p.Send) -> None:
+        if frame.kind != "text":
+            raise Forbidden("visitors send text only")
+        self._check_body(frame.body)
+        if frame.conversation_id is not None:
+            self._own(frame.conversation_id)
+        now = self.hub.clock.now_us()
+        new = NewMessage(
+            message_id=uuid7(now),
+            author_role="visitor",
+            author_id=self.peer.principal_id,
+            kind="text",
+            body=frame.body,
+            created_at=now,
+            client_msg_id=frame.client_msg_id,
+            conversation_id=frame.conversation_id,
+            new_conversation_id=None if frame.conversation_id else uuid7(now),
+            visitor_id=self.peer.principal_id,
+        )
+        self.hub.send_message(self.peer, new, self.author)
+
+    async def hello(self, frame: p.Hello) -> None:
+        store = self.hub.store
+        now = self.hub.clock.now_us()
+        visitor = None
+        token = frame.visitor_token
+        if token is not None:
+            visitor = await store.visitor_by_token_hash(token_hash(token))
+        if visitor is None:
+            # No token, or one this server does not know (erased, or another
+            # server's): a new visitor, never an error that reveals which.
+            token = new_token("vt")
+            visitor = await store.create_visitor(uuid7(now), token_hash(token), now)
+        assert token is not None
+        account = await store.account(visitor.account_id) if visitor.account_id else None
+        device = await describe_async(self.user_agent)
+        page = frame.page or p.Page()
+        session_id = uuid7(now)
+        await store.start_session(
+            SessionInfo(
+                id=session_id,
+                visitor_id=visitor.id,
+                started_at=now,
+                ip=self.ip,
+                user_agent=self.user_agent[:1024] or None,
+                device_class=device.device_class,
+                browser=device.browser,
+                os=device.os,
+                page_url=page.url or None,
+                page_title=page.title or None,
+                referrer=page.referrer or None,
+                locale=frame.locale,
+            )
+        )
+        self.session_id = session_id
+        self.peer.principal_id = visitor.id
+        self.peer.name = account.name if account else None
+        self.hub.register(self.peer)
+        self.hub.attach(self.peer, "v:" + visitor.id)
+        # Follow first, then read where each conversation stands: an event
+        # committed in between waits in the cursor instead of being missed.
+        for conversation in await store.visitor_conversations(visitor.id):
+            self.peer.track(conversation.id, syncing=True)
+        conversations = await store.visitor_conversations(visitor.id)
+        policy = await store.current_policy()
+        accepted = False
+        consent_error: ChatError | None = None
+        if policy is not None:
+            accepted = await store.has_consent(policy.version, visitor.id, visitor.account_id)
+            if frame.consent is not None and not accepted:
+                if frame.consent.version == policy.version:
+                    await store.record_consent(
+                        uuid7(now), policy.version, visitor.id, visitor.account_id, now
+                    )
+                    accepted = True
+                else:
+                    consent_error = Conflict(
+                        f"consent is for version {frame.consent.version}, "
+                        f"the current version is {policy.version}"
+                    )
+        if frame.identity is not None:
+            self._fail(
+                Unauthorized("identity token not accepted: the chat goes on as anonymous"), None
+            )
+        self.peer.send(
+            p.encode(
+                p.Welcome(
+                    visitor_id=visitor.id,
+                    visitor_token=token,
+                    account=p.AccountOut(
+                        id=account.id, name=account.name, verified_by=account.verified_by
+                    )
+                    if account
+                    else None,
+                    conversations=[
+                        p.ConversationSummary(id=c.id, status=c.status, last_seq=c.last_seq)
+                        for c in conversations
+                    ],
+                    policy=p.Policy(
+                        version=policy.version if policy else None,
+                        url=(policy.url if policy and policy.url else self.settings.policy_url),
+                        accepted=accepted,
+                    ),
+                    session_id=session_id,
+                )
+            )
+        )
+        if consent_error is not None:
+            self._fail(consent_error, None)
+        for conversation in conversations:
+            self.peer.settle(conversation.id, conversation.last_seq)
+
+    def closed(self) -> None:
+        super().closed()
+        if self.session_id is not None:
+            self.hub.store.end_session(self.session_id, self.hub.clock.now_us())
+
+
+class AgentSession(_Session):
+    """An agent's (or bot's) socket, authenticated before it was accepted."""
+
+    role = "agent"
+
+    def __init__(self, hub: Hub, settings: Settings, agent: Agent) -> None:
+        super().__init__(hub, settings, principal_id=agent.id, name=agent.name)
+        self.agent = agent
+        hub.register(self.peer)
+
+    def parse(self, text: str) -> p.AgentFrame:
+        return p.parse_agent_frame(text)
+
+    async def dispatch(self, frame: p.AgentFrame) -> None:
+        hub, peer = self.hub, self.peer
+        if isinstance(frame, p.Send):
+            self.send(frame)
+        elif isinstance(frame, p.TypingIn):
+            if frame.conversation_id not in peer.cursors:
+                await hub.require_conversation(frame.conversation_id)
+            hub.typing(peer, frame.conversation_id, frame.state, self.author)
+        elif isinstance(frame, p.ReadIn):
+            hub.read(peer, frame.conversation_id, frame.seq, self.author)
+        elif isinstance(frame, p.Resume):
+            await hub.resume(peer, frame.conversation_id, frame.after_seq)
+        elif isinstance(frame, p.Watch):
+            last_seq = await hub.watch(peer, frame.conversation_id)
+            peer.send(
+                p.encode(p.Watching(conversation_id=frame.conversation_id, last_seq=last_seq))
+            )
+        elif isinstance(frame, p.Unwatch):
+            peer.untrack(frame.conversation_id)
+        elif isinstance(frame, p.Subscribe):
+            hub.subscribe_inbox(peer, frame.inbox)
+            peer.send(p.encode(p.Subscribed(inbox=frame.inbox)))
+        elif isinstance(frame, p.Unsubscribe):
+            hub.subscribe_inbox(peer, None)
+        elif isinstance(frame, p.Hello):
+            peer.send(
+                p.encode(
+                    p.AgentWelcome(
+                        agent=p.AgentOut(
+                            id=self.agent.id, name=self.agent.name, role=self.agent.role
+                        )
+                    )
+                )
+            )
+        elif isinstance(frame, p.Ping):
+            await self._ping()
+
+    def send(self, frame: p.Send) -> None:
+        if frame.conversation_id is None:
+            raise BadRequest("conversation_id is required: agents answer existing conversations")
+        self._check_body(frame.body)
+        now = self.hub.clock.now_us()
+        new = NewMessage(
+            message_id=uuid7(now),
+            author_role="agent",
+            author_id=self.agent.id,
+            kind=frame.kind,
+            body=frame.body,
+            created_at=now,
+            client_msg_id=frame.client_msg_id,
+            conversation_id=frame.conversation_id,
+        )
+        self.hub.send_message(self.peer, new, self.author)

@@ -1,0 +1,289 @@
+"""The wire frames of the visitor and agent sockets, parsed and encoded in one place.
+
+No I/O here: ``parse_visitor_frame`` / ``parse_agent_frame`` turn the text of a
+frame into a typed struct or raise ``BadFrame``; ``encode`` turns a server frame
+into the text sent on every socket that should hear it (encode once, send many).
+
+Unknown fields are ignored so that newer clients keep working against this
+server (the contract is extended, never broken); unknown ``type`` values and
+fields of the wrong type or size are ``bad_frame``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from chatserver.errors import BadFrame
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+ShortText = Annotated[str, msgspec.Meta(max_length=2048)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+# The body's real limit is a setting (``max_body_chars``), checked by the hub so
+# that a long body gets ``too_large``; this bound only stops absurd input early.
+Body = Annotated[str, msgspec.Meta(max_length=1_000_000)]
+
+
+class _ClientFrame(msgspec.Struct, tag_field="type", frozen=True):
+    pass
+
+
+class Page(msgspec.Struct, frozen=True):
+    url: ShortText = ""
+    title: ShortText = ""
+    referrer: ShortText = ""
+
+
+class ConsentIn(msgspec.Struct, frozen=True):
+    version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class Hello(_ClientFrame, tag="hello"):
+    visitor_token: Token | None = None
+    identity: Token | None = None
+    page: Page | None = None
+    locale: Annotated[str, msgspec.Meta(max_length=35)] | None = None
+    consent: ConsentIn | None = None
+
+
+class Send(_ClientFrame, tag="send"):
+    client_msg_id: ClientMsgId
+    body: Body
+    conversation_id: Id | None = None
+    kind: Literal["text", "note"] = "text"
+
+
+class TypingIn(_ClientFrame, tag="typing"):
+    conversation_id: Id
+    state: bool
+
+
+class ReadIn(_ClientFrame, tag="read"):
+    conversation_id: Id
+    seq: Seq
+
+
+class Resume(_ClientFrame, tag="resume"):
+    conversation_id: Id
+    after_seq: Seq
+
+
+class Ping(_ClientFrame, tag="ping"):
+    pass
+
+
+class Watch(_ClientFrame, tag="watch"):
+    conversation_id: Id
+
+
+class Unwatch(_ClientFrame, tag="unwatch"):
+    conversation_id: Id
+
+
+class Subscribe(_ClientFrame, tag="subscribe"):
+    inbox: Literal["unassigned", "mine", "all"]
+
+
+class Unsubscribe(_ClientFrame, tag="unsubscribe"):
+    pass
+
+
+VisitorFrame = Hello | Send | TypingIn | ReadIn | Resume | Ping
+AgentFrame = (
+    Hello | Send | TypingIn | ReadIn | Resume | Ping | Watch | Unwatch | Subscribe | Unsubscribe
+)
+
+_visitor_decoder = msgspec.json.Decoder(VisitorFrame)
+_agent_decoder = msgspec.json.Decoder(AgentFrame)
+_loose_decoder = msgspec.json.Decoder()
+
+
+def _parse(decoder: msgspec.json.Decoder[Any], text: str | bytes) -> Any:
+    try:
+        return decoder.decode(text)
+    except msgspec.ValidationError as exc:
+        raise BadFrame(_explain(str(exc))) from None
+    except msgspec.DecodeError:
+        raise BadFrame("frame is not a JSON object") from None
+
+
+def _explain(error: str) -> str:
+    """msgspec names the failing path; say plainly when it was the frame's `type`."""
+    if "`$.type`" in error or "missing required field `type`" in error:
+        return f"unknown or missing frame type ({error})"
+    return error
+
+
+def parse_visitor_frame(text: str | bytes) -> VisitorFrame:
+    """A visitor socket's frame, or ``BadFrame`` (the socket stays open)."""
+    return _parse(_visitor_decoder, text)  # type: ignore[no-any-return]
+
+
+def parse_agent_frame(text: str | bytes) -> AgentFrame:
+    """An agent socket's frame, or ``BadFrame`` (the socket stays open)."""
+    return _parse(_agent_decoder, text)  # type: ignore[no-any-return]
+
+
+def client_msg_id_of(text: str | bytes) -> str | None:
+    """Best-effort ``client_msg_id`` of an unparseable frame, for the error's ``ref``."""
+    try:
+        data = _loose_decoder.decode(text)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(data, dict):
+        ref = data.get("client_msg_id")
+        if isinstance(ref, str) and len(ref) <= 100:
+            return ref
+    return None
+
+
+# ----------------------------------------------------------------- server frames
+
+
+class _ServerFrame(msgspec.Struct, tag_field="type", frozen=True):
+    pass
+
+
+class Author(msgspec.Struct, frozen=True):
+    role: Literal["visitor", "agent", "system"]
+    id: str | None
+    name: str | None
+
+
+class AccountOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str | None
+    verified_by: str | None
+
+
+class ConversationSummary(msgspec.Struct, frozen=True):
+    id: str
+    status: str
+    last_seq: int
+
+
+class Policy(msgspec.Struct, frozen=True):
+    version: str | None
+    url: str
+    accepted: bool
+
+
+class AgentOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: str = "agent"
+
+
+class Welcome(_ServerFrame, tag="welcome"):
+    visitor_id: str
+    visitor_token: str
+    account: AccountOut | None
+    conversations: list[ConversationSummary]
+    policy: Policy
+    session_id: str | None = None
+
+
+class AgentWelcome(_ServerFrame, tag="welcome"):
+    agent: AgentOut
+
+
+class Ack(_ServerFrame, tag="ack"):
+    client_msg_id: str
+    conversation_id: str
+    message_id: str
+    seq: int
+    ts: str
+
+
+class MessageOut(_ServerFrame, tag="message"):
+    conversation_id: str
+    message_id: str
+    seq: int
+    ts: str
+    author: Author
+    body: str
+    kind: Literal["text", "note", "event"]
+
+
+class TypingOut(_ServerFrame, tag="typing"):
+    conversation_id: str
+    state: bool
+    author: Author
+
+
+class ReadOut(_ServerFrame, tag="read"):
+    conversation_id: str
+    seq: int
+    author: Author
+
+
+class Resumed(_ServerFrame, tag="resumed"):
+    conversation_id: str
+    last_seq: int
+
+
+class Assignee(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+
+
+class ConversationOut(_ServerFrame, tag="conversation"):
+    id: str
+    status: str
+    assignee: Assignee | None
+    last_seq: int = 0
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class Watching(_ServerFrame, tag="watching"):
+    conversation_id: str
+    last_seq: int
+
+
+class Subscribed(_ServerFrame, tag="subscribed"):
+    inbox: str
+
+
+class PresenceAgent(_ServerFrame, tag="presence"):
+    agent: Assignee
+    status: Literal["online", "away", "offline"]
+
+
+class Pong(_ServerFrame, tag="pong"):
+    pass
+
+
+class ErrorOut(_ServerFrame, tag="error"):
+    code: str
+    message: str
+    ref: str | None = None
+
+
+ServerFrame = (
+    Welcome
+    | AgentWelcome
+    | Ack
+    | MessageOut
+    | TypingOut
+    | ReadOut
+    | Resumed
+    | ConversationOut
+    | Watching
+    | Subscribed
+    | PresenceAgent
+    | Pong
+    | ErrorOut
+)
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(frame: ServerFrame) -> str:
+    """The text of a server frame: encode once, then send the same string everywhere."""
+    return _encoder.encode(frame).decode()
+
+
+PONG = encode(Pong())

@@ -1,0 +1,162 @@
+"""Versioned schema migrations for the SQLite store.
+
+Each entry is applied once, in order, inside one transaction, and recorded in
+``schema_migrations``. Never edit a released migration: add the next one.
+
+Every table or column that holds personal data is listed in
+``chatserver.privacy.datamap``; a test fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "initial schema",
+        """
+CREATE TABLE accounts (
+    id          TEXT PRIMARY KEY,
+    sub         TEXT NOT NULL UNIQUE,
+    name        TEXT,
+    email       TEXT,
+    phone       TEXT,
+    pid_hash    TEXT,
+    verified_by TEXT,
+    verified_at INTEGER,
+    legal_hold  INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX accounts_email ON accounts(email);
+CREATE INDEX accounts_pid_hash ON accounts(pid_hash);
+
+CREATE TABLE visitors (
+    id           TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    account_id   TEXT REFERENCES accounts(id) ON DELETE SET NULL,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+);
+CREATE INDEX visitors_account ON visitors(account_id);
+
+CREATE TABLE visitor_sessions (
+    id              TEXT PRIMARY KEY,
+    visitor_id      TEXT NOT NULL REFERENCES visitors(id) ON DELETE CASCADE,
+    ip              TEXT,
+    ip_truncated_at INTEGER,
+    user_agent      TEXT,
+    device_class    TEXT,
+    browser         TEXT,
+    os              TEXT,
+    page_url        TEXT,
+    page_title      TEXT,
+    referrer        TEXT,
+    locale          TEXT,
+    started_at      INTEGER NOT NULL,
+    last_seen_at    INTEGER NOT NULL,
+    ended_at        INTEGER
+);
+CREATE INDEX visitor_sessions_visitor ON visitor_sessions(visitor_id, started_at);
+
+CREATE TABLE agents (
+    id            TEXT PRIMARY KEY,
+    email         TEXT UNIQUE,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('agent', 'admin', 'compliance')),
+    kind          TEXT NOT NULL DEFAULT 'human' CHECK (kind IN ('human', 'bot')),
+    password_hash TEXT,
+    active        INTEGER NOT NULL DEFAULT 1,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE api_tokens (
+    id           TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    agent_id     TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+);
+
+CREATE TABLE conversations (
+    id              TEXT PRIMARY KEY,
+    visitor_id      TEXT REFERENCES visitors(id) ON DELETE SET NULL,
+    account_id      TEXT REFERENCES accounts(id) ON DELETE SET NULL,
+    status          TEXT NOT NULL DEFAULT 'open'
+                    CHECK (status IN ('open', 'pending', 'resolved')),
+    assignee_id     TEXT REFERENCES agents(id) ON DELETE SET NULL,
+    tags            TEXT NOT NULL DEFAULT '[]',
+    last_seq        INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    last_message_at INTEGER,
+    closed_at       INTEGER,
+    legal_hold      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX conversations_visitor ON conversations(visitor_id);
+CREATE INDEX conversations_account ON conversations(account_id);
+CREATE INDEX conversations_activity ON conversations(updated_at DESC, id DESC);
+CREATE INDEX conversations_status ON conversations(status, updated_at DESC);
+CREATE INDEX conversations_assignee ON conversations(assignee_id, updated_at DESC);
+
+CREATE TABLE messages (
+    id              TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    author_role     TEXT NOT NULL CHECK (author_role IN ('visitor', 'agent', 'system')),
+    author_id       TEXT,
+    kind            TEXT NOT NULL CHECK (kind IN ('text', 'note', 'event')),
+    body            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    client_msg_id   TEXT,
+    UNIQUE (conversation_id, seq)
+);
+CREATE UNIQUE INDEX messages_idempotency
+    ON messages(author_role, author_id, client_msg_id) WHERE client_msg_id IS NOT NULL;
+
+CREATE TABLE conversation_reads (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    reader_role     TEXT NOT NULL,
+    reader_id       TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, reader_role, reader_id)
+);
+
+CREATE TABLE policy_versions (
+    version      TEXT PRIMARY KEY,
+    url          TEXT,
+    published_at INTEGER NOT NULL
+);
+
+CREATE TABLE consents (
+    id             TEXT PRIMARY KEY,
+    policy_version TEXT NOT NULL REFERENCES policy_versions(version),
+    visitor_id     TEXT REFERENCES visitors(id) ON DELETE CASCADE,
+    account_id     TEXT REFERENCES accounts(id) ON DELETE CASCADE,
+    accepted_at    INTEGER NOT NULL
+);
+CREATE INDEX consents_visitor ON consents(visitor_id);
+CREATE INDEX consents_account ON consents(account_id);
+
+CREATE TABLE audit_log (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    at         INTEGER NOT NULL,
+    actor_role TEXT,
+    actor_id   TEXT,
+    action     TEXT NOT NULL,
+    subject_id TEXT,
+    details    TEXT NOT NULL DEFAULT '{}',
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+
+CREATE TABLE tombstones (
+    id         TEXT PRIMARY KEY,
+    erased_at  INTEGER NOT NULL,
+    ordered_by TEXT
+);
+""",
+    ),
+)

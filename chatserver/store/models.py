@@ -1,0 +1,113 @@
+"""Rows the Store hands out and takes in: plain, immutable, no I/O."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Visitor(msgspec.Struct, frozen=True):
+    id: str
+    account_id: str | None
+    created_at: int
+
+
+class Account(msgspec.Struct, frozen=True):
+    id: str
+    sub: str
+    name: str | None
+    email: str | None
+    phone: str | None
+    verified_by: str | None
+    verified_at: int | None
+
+
+class SessionInfo(msgspec.Struct, frozen=True):
+    """One visitor socket's technical data (P4): kept for security, shown with care."""
+
+    id: str
+    visitor_id: str
+    started_at: int
+    ip: str | None = None
+    user_agent: str | None = None
+    device_class: str | None = None
+    browser: str | None = None
+    os: str | None = None
+    page_url: str | None = None
+    page_title: str | None = None
+    referrer: str | None = None
+    locale: str | None = None
+
+
+class Agent(msgspec.Struct, frozen=True):
+    id: str
+    email: str | None
+    name: str
+    role: str
+    active: bool
+    kind: str = "human"
+
+
+class ApiToken(msgspec.Struct, frozen=True):
+    id: str
+    agent: Agent
+
+
+class Conversation(msgspec.Struct, frozen=True):
+    id: str
+    visitor_id: str | None
+    account_id: str | None
+    status: str
+    assignee_id: str | None
+    assignee_name: str | None
+    tags: list[str]
+    last_seq: int
+    created_at: int
+    updated_at: int
+    last_message_at: int | None
+    closed_at: int | None
+    legal_hold: bool
+
+
+class NewMessage(msgspec.Struct, frozen=True):
+    """A message to store. ``conversation_id=None`` starts ``new_conversation_id``."""
+
+    message_id: str
+    author_role: str
+    author_id: str
+    kind: str
+    body: str
+    created_at: int
+    client_msg_id: str | None = None
+    conversation_id: str | None = None
+    new_conversation_id: str | None = None
+    # A visitor may write only into their own conversations; checked in the
+    # storing transaction too, so no caller can forget it.
+    visitor_id: str | None = None
+
+
+class StoredMessage(msgspec.Struct, frozen=True):
+    id: str
+    conversation_id: str
+    seq: int
+    author_role: str
+    author_id: str | None
+    author_name: str | None
+    kind: str
+    body: str
+    created_at: int
+    client_msg_id: str | None = None
+    # True when this client_msg_id had been stored before: nothing new was written.
+    duplicate: bool = False
+    # True when storing it started the conversation.
+    created_conversation: bool = False
+
+
+class Policy(msgspec.Struct, frozen=True):
+    version: str
+    url: str | None
+    published_at: int
+
+
+class ConversationPage(msgspec.Struct, frozen=True):
+    items: list[Conversation]
+    next_cursor: str | None

@@ -1,0 +1,654 @@
+"""The embedded SQLite store: WAL, ``secure_delete``, foreign keys, one group-commit writer.
+
+Reads go through aiosqlite connections of their own (WAL lets them run beside
+the writer); every write goes through ``GroupCommitWriter`` so that a burst of
+messages shares one transaction and one fsync.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from chatserver.errors import BadRequest, Conflict, NotFound, Unavailable
+from chatserver.store.migrations import MIGRATIONS
+from chatserver.store.models import (
+    Account,
+    Agent,
+    ApiToken,
+    Conversation,
+    ConversationPage,
+    NewMessage,
+    Policy,
+    SessionInfo,
+    StoredMessage,
+    Visitor,
+)
+from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter
+
+CONVERSATION_COLUMNS = (
+    "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
+    "c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.legal_hold"
+)
+CONVERSATION_FROM = "conversations c LEFT JOIN agents a ON a.id = c.assignee_id"
+
+MESSAGE_COLUMNS = (
+    "m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
+    "CASE m.author_role WHEN 'agent' THEN ag.name WHEN 'visitor' THEN ac.name END, "
+    "m.kind, m.body, m.created_at, m.client_msg_id"
+)
+MESSAGE_FROM = (
+    "messages m "
+    "LEFT JOIN agents ag ON m.author_role = 'agent' AND ag.id = m.author_id "
+    "LEFT JOIN visitors v ON m.author_role = 'visitor' AND v.id = m.author_id "
+    "LEFT JOIN accounts ac ON ac.id = v.account_id"
+)
+
+
+def _conversation(row: Any) -> Conversation:
+    return Conversation(
+        id=row[0],
+        visitor_id=row[1],
+        account_id=row[2],
+        status=row[3],
+        assignee_id=row[4],
+        assignee_name=row[5],
+        tags=json.loads(row[6]),
+        last_seq=row[7],
+        created_at=row[8],
+        updated_at=row[9],
+        last_message_at=row[10],
+        closed_at=row[11],
+        legal_hold=bool(row[12]),
+    )
+
+
+def _message(row: Any, **extra: Any) -> StoredMessage:
+    return StoredMessage(
+        id=row[0],
+        conversation_id=row[1],
+        seq=row[2],
+        author_role=row[3],
+        author_id=row[4],
+        author_name=row[5],
+        kind=row[6],
+        body=row[7],
+        created_at=row[8],
+        client_msg_id=row[9],
+        **extra,
+    )
+
+
+def _agent(row: Any) -> Agent:
+    return Agent(
+        id=row[0], email=row[1], name=row[2], role=row[3], active=bool(row[4]), kind=row[5]
+    )
+
+
+AGENT_COLUMNS = "id, email, name, role, active, kind"
+
+
+def encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this server made") from None
+    if (
+        not isinstance(parts, list)
+        or len(parts) != len(shape)
+        or not all(
+            isinstance(p, t) and not isinstance(p, bool) for p, t in zip(parts, shape, strict=True)
+        )
+    ):
+        raise BadRequest("cursor is not one this server made")
+    return parts
+
+
+def _path_of(url: str) -> Path:
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    return Path(url.removeprefix("sqlite:///"))
+
+
+class SQLiteStore:
+    """The Store on one SQLite file. Open with ``await store.open()``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        group_commit_max: int = 512,
+        readers: int = 2,
+        observe_batch: BatchObserver | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._readers: list[aiosqlite.Connection] = []
+        self._reader_count = readers
+        self._next_reader = 0
+        self.writer = GroupCommitWriter(
+            self._connect_writer, max_batch=group_commit_max, observe=observe_batch
+        )
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
+        return cls(_path_of(url), **kwargs)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _pragmas(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Erased rows are overwritten with zeros, not left readable in free pages (P7).
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        self._pragmas(conn)
+        _migrate(conn)
+        return conn
+
+    async def open(self) -> None:
+        await self.writer.start()
+        for _ in range(self._reader_count):
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await reader.execute("PRAGMA query_only = ON")
+            await reader.execute("PRAGMA busy_timeout = 5000")
+            await reader.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._readers.append(reader)
+
+    async def close(self) -> None:
+        await self.writer.close()
+        for reader in self._readers:
+            await reader.close()
+        self._readers.clear()
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        if not self._readers:
+            raise Unavailable("the store is closed")
+        reader = self._readers[self._next_reader % len(self._readers)]
+        self._next_reader += 1
+        try:
+            return list(await reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise Unavailable(f"store read failed: {exc}") from None
+
+    async def _row(self, sql: str, params: tuple[Any, ...] = ()) -> Any | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
+    async def ping(self) -> None:
+        await self._rows("SELECT 1")
+        await self.writer.run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def schema_version(self) -> int:
+        row = await self._row("SELECT max(version) FROM schema_migrations")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # ------------------------------------------------------------ visitors and sessions
+
+    async def visitor_by_token_hash(self, token_hash: str) -> Visitor | None:
+        row = await self._row(
+            "SELECT id, account_id, created_at FROM visitors WHERE token_hash = ?", (token_hash,)
+        )
+        return Visitor(id=row[0], account_id=row[1], created_at=row[2]) if row else None
+
+    async def create_visitor(self, visitor_id: str, token_hash: str, now: int) -> Visitor:
+        def op(conn: sqlite3.Connection) -> Visitor:
+            conn.execute(
+                "INSERT INTO visitors (id, token_hash, created_at, last_seen_at) VALUES (?,?,?,?)",
+                (visitor_id, token_hash, now, now),
+            )
+            return Visitor(id=visitor_id, account_id=None, created_at=now)
+
+        return await self.writer.run(op)
+
+    async def account(self, account_id: str) -> Account | None:
+        row = await self._row(
+            "SELECT id, sub, name, email, phone, verified_by, verified_at FROM accounts "
+            "WHERE id = ?",
+            (account_id,),
+        )
+        return Account(*row) if row else None
+
+    async def start_session(self, info: SessionInfo) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO visitor_sessions (id, visitor_id, ip, user_agent, device_class, "
+                "browser, os, page_url, page_title, referrer, locale, started_at, last_seen_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    info.id,
+                    info.visitor_id,
+                    info.ip,
+                    info.user_agent,
+                    info.device_class,
+                    info.browser,
+                    info.os,
+                    info.page_url,
+                    info.page_title,
+                    info.referrer,
+                    info.locale,
+                    info.started_at,
+                    info.started_at,
+                ),
+            )
+            conn.execute(
+                "UPDATE visitors SET last_seen_at = ? WHERE id = ?",
+                (info.started_at, info.visitor_id),
+            )
+
+        await self.writer.run(op)
+
+    def end_session(self, session_id: str, now: int) -> None:
+        """Mark a session ended; fire and forget (a lost end time is harmless)."""
+        self.writer.submit(
+            lambda conn: conn.execute(
+                "UPDATE visitor_sessions SET ended_at = ?, last_seen_at = ? WHERE id = ?",
+                (now, now, session_id),
+            ),
+            lambda _: None,
+        )
+
+    async def sessions_of(self, visitor_id: str) -> list[SessionInfo]:
+        rows = await self._rows(
+            "SELECT id, visitor_id, started_at, ip, user_agent, device_class, browser, os, "
+            "page_url, page_title, referrer, locale FROM visitor_sessions WHERE visitor_id = ? "
+            "ORDER BY started_at",
+            (visitor_id,),
+        )
+        return [SessionInfo(*row) for row in rows]
+
+    # ------------------------------------------------------------ conversations
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        row = await self._row(
+            f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.id = ?",
+            (conversation_id,),
+        )
+        return _conversation(row) if row else None
+
+    async def visitor_conversations(self, visitor_id: str) -> list[Conversation]:
+        rows = await self._rows(
+            f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.visitor_id = ? "
+            "ORDER BY c.created_at",
+            (visitor_id,),
+        )
+        return [_conversation(row) for row in rows]
+
+    async def list_conversations(
+        self,
+        *,
+        status: str | None = None,
+        assignee_id: str | None = None,
+        unassigned: bool = False,
+        q: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> ConversationPage:
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("c.status = ?")
+            params.append(status)
+        if unassigned:
+            where.append("c.assignee_id IS NULL")
+        elif assignee_id is not None:
+            where.append("c.assignee_id = ?")
+            params.append(assignee_id)
+        if q:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(
+                "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
+                "AND m.body LIKE ? ESCAPE '\\')"
+            )
+            params.append(f"%{escaped}%")
+        if cursor is not None:
+            updated_at, last_id = decode_cursor(cursor, (int, str))
+            where.append("(c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))")
+            params += [updated_at, updated_at, last_id]
+        sql = f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
+        rows = await self._rows(sql, (*params, limit + 1))
+        items = [_conversation(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.updated_at, last.id)
+        return ConversationPage(items=items, next_cursor=next_cursor)
+
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        now: int,
+        status: str | None = None,
+        assignee_id: str | None = None,
+        unassign: bool = False,
+        tags: list[str] | None = None,
+    ) -> tuple[Conversation, Conversation]:
+        """Change a conversation; answers (before, after)."""
+
+        def op(conn: sqlite3.Connection) -> tuple[Conversation, Conversation]:
+            before = _fetch_conversation(conn, conversation_id)
+            sets = ["updated_at = ?"]
+            params: list[Any] = [now]
+            if status is not None:
+                sets.append("status = ?")
+                params.append(status)
+                sets.append("closed_at = ?")
+                params.append(now if status == "resolved" else None)
+            if unassign:
+                sets.append("assignee_id = NULL")
+            elif assignee_id is not None:
+                row = conn.execute(
+                    "SELECT role, active FROM agents WHERE id = ?", (assignee_id,)
+                ).fetchone()
+                if row is None or not row[1] or row[0] == "compliance":
+                    raise BadRequest("assignee_id is not an active agent")
+                sets.append("assignee_id = ?")
+                params.append(assignee_id)
+            if tags is not None:
+                sets.append("tags = ?")
+                params.append(json.dumps(tags))
+            conn.execute(
+                f"UPDATE conversations SET {', '.join(sets)} WHERE id = ?",
+                (*params, conversation_id),
+            )
+            return before, _fetch_conversation(conn, conversation_id)
+
+        return await self.writer.run(op)
+
+    # ------------------------------------------------------------ messages
+
+    def submit_message(self, new: NewMessage, done: Done) -> None:
+        """Store ``new`` in the next group commit; ``done`` gets a StoredMessage or an error."""
+        self.writer.submit(lambda conn: _append_message(conn, new), done)
+
+    async def append_message(self, new: NewMessage) -> StoredMessage:
+        return await self.writer.run(lambda conn: _append_message(conn, new))
+
+    async def messages_after(
+        self, conversation_id: str, after_seq: int, limit: int, *, include_notes: bool = True
+    ) -> list[StoredMessage]:
+        notes = "" if include_notes else " AND m.kind != 'note'"
+        rows = await self._rows(
+            f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} "
+            f"WHERE m.conversation_id = ? AND m.seq > ?{notes} ORDER BY m.seq LIMIT ?",
+            (conversation_id, after_seq, limit),
+        )
+        return [_message(row) for row in rows]
+
+    def submit_read(
+        self, conversation_id: str, role: str, reader_id: str, seq: int, now: int, done: Done
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT last_seq FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such conversation")
+            if seq > row[0]:
+                raise BadRequest(f"seq {seq} is past the conversation's last seq {row[0]}")
+            conn.execute(
+                "INSERT INTO conversation_reads (conversation_id, reader_role, reader_id, seq, "
+                "updated_at) VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+                "seq = max(seq, excluded.seq), updated_at = excluded.updated_at",
+                (conversation_id, role, reader_id, seq, now),
+            )
+            return seq
+
+        self.writer.submit(op, done)
+
+    async def read_state(self, conversation_id: str) -> list[tuple[str, str, int]]:
+        rows = await self._rows(
+            "SELECT reader_role, reader_id, seq FROM conversation_reads WHERE conversation_id = ?",
+            (conversation_id,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # ------------------------------------------------------------ agents and tokens
+
+    async def add_agent(
+        self,
+        *,
+        agent_id: str,
+        email: str | None,
+        name: str,
+        role: str,
+        password_hash: str | None,
+        now: int,
+        kind: str = "human",
+    ) -> Agent:
+        def op(conn: sqlite3.Connection) -> Agent:
+            if (
+                email is not None
+                and conn.execute("SELECT 1 FROM agents WHERE email = ?", (email,)).fetchone()
+            ):
+                raise Conflict(f"an agent with email {email} exists")
+            conn.execute(
+                "INSERT INTO agents (id, email, name, role, kind, password_hash, created_at) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (agent_id, email, name, role, kind, password_hash, now),
+            )
+            return Agent(id=agent_id, email=email, name=name, role=role, active=True, kind=kind)
+
+        return await self.writer.run(op)
+
+    async def agent(self, agent_id: str) -> Agent | None:
+        row = await self._row(f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?", (agent_id,))
+        return _agent(row) if row else None
+
+    async def agent_credentials(self, email: str) -> tuple[Agent, str | None] | None:
+        row = await self._row(
+            f"SELECT {AGENT_COLUMNS}, password_hash FROM agents WHERE email = ?", (email,)
+        )
+        return (_agent(row), row[6]) if row else None
+
+    async def create_api_token(
+        self, token_id: str, token_hash: str, agent_id: str, now: int
+    ) -> None:
+        await self.writer.run(
+            lambda conn: conn.execute(
+                "INSERT INTO api_tokens (id, token_hash, agent_id, created_at) VALUES (?,?,?,?)",
+                (token_id, token_hash, agent_id, now),
+            )
+        )
+
+    async def token(self, token_hash: str) -> ApiToken | None:
+        cols = ", ".join(f"a.{c.strip()}" for c in AGENT_COLUMNS.split(","))
+        row = await self._row(
+            f"SELECT t.id, {cols} FROM api_tokens t JOIN agents a ON a.id = t.agent_id "
+            "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+            (token_hash,),
+        )
+        return ApiToken(id=row[0], agent=_agent(row[1:])) if row else None
+
+    # ------------------------------------------------------------ policy and consent
+
+    async def publish_policy(self, version: str, url: str | None, now: int) -> Policy:
+        def op(conn: sqlite3.Connection) -> Policy:
+            conn.execute(
+                "INSERT INTO policy_versions (version, url, published_at) VALUES (?,?,?)",
+                (version, url, now),
+            )
+            return Policy(version=version, url=url, published_at=now)
+
+        return await self.writer.run(op)
+
+    async def current_policy(self) -> Policy | None:
+        row = await self._row(
+            "SELECT version, url, published_at FROM policy_versions "
+            "ORDER BY published_at DESC, rowid DESC LIMIT 1"
+        )
+        return Policy(*row) if row else None
+
+    async def has_consent(self, version: str, visitor_id: str, account_id: str | None) -> bool:
+        row = await self._row(
+            "SELECT 1 FROM consents WHERE policy_version = ? AND "
+            "(visitor_id = ? OR (account_id IS NOT NULL AND account_id = ?)) LIMIT 1",
+            (version, visitor_id, account_id),
+        )
+        return row is not None
+
+    async def record_consent(
+        self,
+        consent_id: str,
+        version: str,
+        visitor_id: str,
+        account_id: str | None,
+        now: int,
+    ) -> None:
+        await self.writer.run(
+            lambda conn: conn.execute(
+                "INSERT INTO consents (id, policy_version, visitor_id, account_id, accepted_at) "
+                "VALUES (?,?,?,?,?)",
+                (consent_id, version, visitor_id, account_id, now),
+            )
+        )
+
+
+# ---------------------------------------------------------------- writer operations
+
+
+def _fetch_conversation(conn: sqlite3.Connection, conversation_id: str) -> Conversation:
+    row = conn.execute(
+        f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.id = ?",
+        (conversation_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such conversation")
+    return _conversation(row)
+
+
+def _append_message(conn: sqlite3.Connection, new: NewMessage) -> StoredMessage:
+    """Store one message, assigning its seq in this same transaction (invariant 2)."""
+    if new.client_msg_id is not None:
+        # The bare index probe first: it is on every message's path, the join is not.
+        hit = conn.execute(
+            "SELECT id FROM messages WHERE author_role = ? AND author_id = ? AND client_msg_id = ?",
+            (new.author_role, new.author_id, new.client_msg_id),
+        ).fetchone()
+        if hit is not None:
+            row = conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} WHERE m.id = ?", (hit[0],)
+            ).fetchone()
+            return _message(row, duplicate=True)
+    created = False
+    conversation_id = new.conversation_id
+    if conversation_id is None:
+        if new.new_conversation_id is None or new.visitor_id is None:
+            raise BadRequest("conversation_id is required")
+        conversation_id = new.new_conversation_id
+        conn.execute(
+            "INSERT INTO conversations (id, visitor_id, account_id, created_at, updated_at) "
+            "SELECT ?, id, account_id, ?, ? FROM visitors WHERE id = ?",
+            (conversation_id, new.created_at, new.created_at, new.visitor_id),
+        )
+        created = True
+    if new.visitor_id is not None:
+        row = conn.execute(
+            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ?, "
+            "updated_at = ? WHERE id = ? AND visitor_id = ? RETURNING last_seq",
+            (new.created_at, new.created_at, conversation_id, new.visitor_id),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ?, "
+            "updated_at = ? WHERE id = ? RETURNING last_seq",
+            (new.created_at, new.created_at, conversation_id),
+        ).fetchone()
+    if row is None:
+        raise NotFound("no such conversation")
+    seq = row[0]
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
+        "created_at, client_msg_id) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            new.message_id,
+            conversation_id,
+            seq,
+            new.author_role,
+            new.author_id,
+            new.kind,
+            new.body,
+            new.created_at,
+            new.client_msg_id,
+        ),
+    )
+    return StoredMessage(
+        id=new.message_id,
+        conversation_id=conversation_id,
+        seq=seq,
+        author_role=new.author_role,
+        author_id=new.author_id,
+        author_name=None,
+        kind=new.kind,
+        body=new.body,
+        created_at=new.created_at,
+        client_msg_id=new.client_msg_id,
+        created_conversation=created,
+    )
+
+
+def _migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending migrations; answers the versions applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    done: list[int] = []
+    for version, name, sql in MIGRATIONS:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while this one waited for the lock.
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone():
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                "VALUES (?, ?, CAST(strftime('%s','now') AS INTEGER) * 1000000)",
+                (version, name),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done.append(version)
+    return done
+
+
+def _statements(script: str) -> list[str]:
+    parts: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            parts.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        parts.append(buf.strip())
+    return parts

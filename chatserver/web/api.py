@@ -1,0 +1,214 @@
+"""The HTTP API under ``/api/v1``: parse, authorise, call the core, encode. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from chatserver import protocol as p
+from chatserver.clock import format_ts, uuid7
+from chatserver.errors import BadRequest, NotFound, TooLarge
+from chatserver.hub.hub import author_of
+from chatserver.store.models import Conversation, NewMessage, StoredMessage
+from chatserver.web.principal import require
+from chatserver.web.state import AppState
+
+MAX_JSON_BYTES = 1_000_000
+STATUSES = ("open", "pending", "resolved")
+
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+
+
+class PostMessage(msgspec.Struct, forbid_unknown_fields=True):
+    client_msg_id: p.ClientMsgId
+    body: p.Body
+    kind: Literal["text", "note"] = "text"
+
+
+class PatchConversation(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["open", "pending", "resolved"] | msgspec.UnsetType = msgspec.UNSET
+    assignee_id: p.Id | msgspec.UnsetType | None = msgspec.UNSET
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
+
+
+def conversation_json(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "status": c.status,
+        "assignee": {"id": c.assignee_id, "name": c.assignee_name} if c.assignee_id else None,
+        "tags": c.tags,
+        "visitor_id": c.visitor_id,
+        "account_id": c.account_id,
+        "last_seq": c.last_seq,
+        "created_at": format_ts(c.created_at),
+        "updated_at": format_ts(c.updated_at),
+        "last_message_at": format_ts(c.last_message_at) if c.last_message_at else None,
+        "closed_at": format_ts(c.closed_at) if c.closed_at else None,
+    }
+
+
+def message_json(m: StoredMessage) -> dict[str, Any]:
+    return {
+        "conversation_id": m.conversation_id,
+        "message_id": m.id,
+        "seq": m.seq,
+        "ts": format_ts(m.created_at),
+        "author": msgspec.to_builtins(author_of(m)),
+        "body": m.body,
+        "kind": m.kind,
+    }
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.chat  # type: ignore[no-any-return]
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+async def _json_body(request: Request, shape: type[Any]) -> Any:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise BadRequest("send a JSON body with Content-Type: application/json")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise TooLarge(f"request body over {MAX_JSON_BYTES} bytes")
+    try:
+        return msgspec.json.decode(body, type=shape)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc)) from None
+    except msgspec.DecodeError:
+        raise BadRequest("the body is not valid JSON") from None
+
+
+async def list_conversations(request: Request) -> Response:
+    state = _state(request)
+    agent = await require(state.store, request.headers, "agent")
+    q = request.query_params
+    status = q.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    assignee = q.get("assignee") or None
+    search = q.get("q") or None
+    if search is not None and len(search) > 200:
+        raise BadRequest("q is at most 200 characters")
+    page = await state.store.list_conversations(
+        status=status,
+        assignee_id=agent.id if assignee == "me" else assignee,
+        unassigned=assignee == "none",
+        q=search,
+        cursor=q.get("cursor") or None,
+        limit=_int_param(request, "limit", 50, 1, 200),
+    )
+    return JSONResponse(
+        {"items": [conversation_json(c) for c in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+async def _conversation(state: AppState, request: Request) -> Conversation:
+    conversation = await state.store.conversation(request.path_params["id"])
+    if conversation is None:
+        raise NotFound("no such conversation")
+    return conversation
+
+
+async def get_conversation(request: Request) -> Response:
+    state = _state(request)
+    await require(state.store, request.headers, "agent")
+    return JSONResponse(conversation_json(await _conversation(state, request)))
+
+
+async def list_messages(request: Request) -> Response:
+    state = _state(request)
+    await require(state.store, request.headers, "agent")
+    conversation = await _conversation(state, request)
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        if not cursor.isdigit() or len(cursor) > 16:
+            raise BadRequest("cursor is not one this server made")
+        after_seq = int(cursor)
+    else:
+        after_seq = _int_param(request, "after_seq", 0, 0, 2**53)
+    limit = _int_param(request, "limit", 100, 1, 500)
+    messages = await state.store.messages_after(conversation.id, after_seq, limit + 1)
+    more = len(messages) > limit
+    messages = messages[:limit]
+    return JSONResponse(
+        {
+            "items": [message_json(m) for m in messages],
+            "next_cursor": str(messages[-1].seq) if more else None,
+        }
+    )
+
+
+async def post_message(request: Request) -> Response:
+    state = _state(request)
+    agent = await require(state.store, request.headers, "agent")
+    body: PostMessage = await _json_body(request, PostMessage)
+    if not body.body.strip():
+        raise BadRequest("body is empty")
+    if len(body.body) > state.settings.max_body_chars:
+        raise TooLarge(f"body over {state.settings.max_body_chars} characters")
+    now = state.hub.clock.now_us()
+    message = await state.hub.post_message(
+        NewMessage(
+            message_id=uuid7(now),
+            author_role="agent",
+            author_id=agent.id,
+            kind=body.kind,
+            body=body.body,
+            created_at=now,
+            client_msg_id=body.client_msg_id,
+            conversation_id=request.path_params["id"],
+        ),
+        p.Author(role="agent", id=agent.id, name=agent.name),
+    )
+    return JSONResponse(
+        {
+            "client_msg_id": body.client_msg_id,
+            "conversation_id": message.conversation_id,
+            "message_id": message.id,
+            "seq": message.seq,
+            "ts": format_ts(message.created_at),
+            "duplicate": message.duplicate,
+        },
+        status_code=200 if message.duplicate else 201,
+    )
+
+
+async def patch_conversation(request: Request) -> Response:
+    state = _state(request)
+    await require(state.store, request.headers, "agent")
+    body: PatchConversation = await _json_body(request, PatchConversation)
+    conversation = await state.hub.update_conversation(
+        request.path_params["id"],
+        status=None if body.status is msgspec.UNSET else body.status,
+        assignee_id=body.assignee_id if isinstance(body.assignee_id, str) else None,
+        unassign=body.assignee_id is None,
+        tags=None if body.tags is msgspec.UNSET else list(dict.fromkeys(body.tags)),
+    )
+    return JSONResponse(conversation_json(conversation))
+
+
+routes = [
+    Route("/conversations", list_conversations, methods=["GET"]),
+    Route("/conversations/{id}", get_conversation, methods=["GET"]),
+    Route("/conversations/{id}", patch_conversation, methods=["PATCH"]),
+    Route("/conversations/{id}/messages", list_messages, methods=["GET"]),
+    Route("/conversations/{id}/messages", post_message, methods=["POST"]),
+]

@@ -1,0 +1,96 @@
+"""The Starlette app, built by one factory; every resource lives in the lifespan state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+
+from chatserver import useragent
+from chatserver.broker import broker_from_url
+from chatserver.broker.base import Broker
+from chatserver.clock import Clock
+from chatserver.config import Settings
+from chatserver.errors import ChatError
+from chatserver.hub.hub import Hub
+from chatserver.metrics import Metrics
+from chatserver.store import store_from_url
+from chatserver.store.base import Store
+from chatserver.web import api, assets, ops
+from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpected
+from chatserver.web.openapi import DOCUMENT
+from chatserver.web.sockets import agent_socket, visitor_socket
+from chatserver.web.state import AppState
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(DOCUMENT)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    broker: Broker | None = None,
+    clock: Clock | None = None,
+    demo: bool = False,
+    extra_origins: tuple[str, ...] = (),
+) -> Starlette:
+    """The whole server. Pass ``store``/``broker`` to use your own; else built from settings."""
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        the_store = store or store_from_url(
+            settings.store_url,
+            synchronous=settings.sqlite_synchronous,
+            group_commit_max=settings.group_commit_max,
+            observe_batch=metrics.observe_batch,
+        )
+        the_broker = broker or broker_from_url(settings.broker)
+        await the_store.open()
+        hub = Hub(the_store, the_broker, clock=clock, metrics=metrics)
+        await hub.start()
+        await asyncio.to_thread(useragent.warm_up)
+        app.state.chat = AppState(
+            settings=settings,
+            store=the_store,
+            broker=the_broker,
+            hub=hub,
+            metrics=metrics,
+            allowed_origins=frozenset(settings.allowed_origins) | frozenset(extra_origins),
+        )
+        try:
+            yield {}
+        finally:
+            await hub.close()
+            await the_store.close()
+
+    routes: list[Any] = [
+        WebSocketRoute("/ws/visitor", visitor_socket),
+        WebSocketRoute("/ws/agent", agent_socket),
+        Mount(
+            "/api/v1",
+            routes=[Route("/openapi.json", openapi, methods=["GET"]), *api.routes],
+        ),
+        Route("/healthz", ops.healthz, methods=["GET"]),
+        Route("/readyz", ops.readyz, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
+        *assets.routes(demo=demo),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ChatError: on_chat_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+    )

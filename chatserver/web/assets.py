@@ -1,0 +1,66 @@
+"""The widget script, the agent console and the demo host page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+WIDGET_DIR = ROOT / "widget"
+CONSOLE_DIR = ROOT / "agent_console"
+
+DEMO_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>chatserver demo: a customer's web page</title>
+<style>
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 42rem;
+         margin: 3rem auto; padding: 0 1rem; }
+  code { background: #f2f2f2; padding: 0 .25rem; }
+</style>
+</head>
+<body>
+<h1>Example Company</h1>
+<p>This is a plain host page with the chat widget embedded exactly as a customer would:</p>
+<pre><code>&lt;script src="/widget.js" data-site="{site}" async&gt;&lt;/script&gt;</code></pre>
+<p>Open the chat with the button in the corner. Agents answer in the
+<a href="/console">console</a>.</p>
+<script src="/widget.js" data-site="{site}" async></script>
+</body>
+</html>
+"""
+
+
+async def widget_js(request: Request) -> Response:
+    return FileResponse(
+        WIDGET_DIR / "widget.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+def routes(*, demo: bool) -> list[Any]:
+    result: list[Any] = [
+        Route("/widget.js", widget_js, methods=["GET"]),
+        Route("/console", _console, methods=["GET"]),
+        Mount("/console/static", app=StaticFiles(directory=CONSOLE_DIR / "static"), name="console"),
+    ]
+    if demo:
+        result.append(Route("/demo", _demo, methods=["GET"]))
+    return result
+
+
+async def _console(request: Request) -> Response:
+    return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html")
+
+
+async def _demo(request: Request) -> Response:
+    site = request.app.state.chat.settings.site_id
+    return HTMLResponse(DEMO_PAGE.replace("{site}", site))

@@ -1,0 +1,267 @@
+"""The OpenAPI 3.1 document of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+Written by hand next to the routes it describes; ``tests/web/test_openapi.py``
+fails when a route and this document disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatserver import __version__
+from chatserver.errors import ALL_CODES
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    names = {
+        400: "Bad input (`bad_request`).",
+        401: "No or unknown bearer token (`unauthorized`).",
+        403: "The token's role does not allow this (`forbidden`).",
+        404: "No such conversation (`not_found`).",
+        409: "Conflicts with stored data (`conflict`).",
+        413: "Body too large (`too_large`).",
+        503: "The store cannot be reached (`unavailable`).",
+    }
+    return {str(s): _json(_ref("Error"), names[s]) for s in statuses}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_AUTH = (401, 403, 503)
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "chatserver API",
+        "version": __version__,
+        "description": "Contract v1 of chatserver (see docs/protocol.md).",
+    },
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/conversations": {
+            "get": {
+                "operationId": "listConversations",
+                "summary": "Inbox listing and search, newest activity first.",
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["open", "pending", "resolved"]},
+                    },
+                    {
+                        "name": "assignee",
+                        "in": "query",
+                        "description": "An agent id, `me`, or `none` for unassigned.",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "description": "Text that a message of the conversation contains.",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("ConversationPage"), "One page of conversations."),
+                    **_errors(400, *_AUTH),
+                },
+            }
+        },
+        "/conversations/{id}": {
+            "parameters": [_ID],
+            "get": {
+                "operationId": "getConversation",
+                "summary": "One conversation.",
+                "responses": {
+                    "200": _json(_ref("Conversation"), "The conversation."),
+                    **_errors(404, *_AUTH),
+                },
+            },
+            "patch": {
+                "operationId": "updateConversation",
+                "summary": "Change status, assignee (null unassigns) or tags.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ConversationChange")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Conversation"), "The changed conversation."),
+                    **_errors(400, 404, 413, *_AUTH),
+                },
+            },
+        },
+        "/conversations/{id}/messages": {
+            "parameters": [_ID],
+            "get": {
+                "operationId": "listMessages",
+                "summary": "The thread in seq order, internal notes included.",
+                "parameters": [
+                    {
+                        "name": "after_seq",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("MessagePage"), "One page of messages."),
+                    **_errors(400, 404, *_AUTH),
+                },
+            },
+            "post": {
+                "operationId": "postMessage",
+                "summary": "Reply (or add a note); idempotent by client_msg_id.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewMessage")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Ack"), "Stored."),
+                    "200": _json(_ref("Ack"), "Stored before with this client_msg_id."),
+                    **_errors(400, 404, 409, 413, *_AUTH),
+                },
+            },
+        },
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string", "enum": sorted(set(ALL_CODES))},
+                            "message": {"type": "string"},
+                        },
+                    }
+                },
+            },
+            "Assignee": {
+                "type": ["object", "null"],
+                "required": ["id", "name"],
+                "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+            },
+            "Conversation": {
+                "type": "object",
+                "required": ["id", "status", "assignee", "created_at", "last_seq"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["open", "pending", "resolved"]},
+                    "assignee": _ref("Assignee"),
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "visitor_id": {"type": ["string", "null"]},
+                    "account_id": {"type": ["string", "null"]},
+                    "last_seq": {"type": "integer"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                    "last_message_at": {"type": ["string", "null"], "format": "date-time"},
+                    "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+            "ConversationPage": {
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Conversation")},
+                    "next_cursor": {"type": ["string", "null"]},
+                },
+            },
+            "ConversationChange": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"type": "string", "enum": ["open", "pending", "resolved"]},
+                    "assignee_id": {"type": ["string", "null"], "maxLength": 64},
+                    "tags": {
+                        "type": "array",
+                        "maxItems": 20,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 50},
+                    },
+                },
+            },
+            "Author": {
+                "type": "object",
+                "required": ["role", "id", "name"],
+                "properties": {
+                    "role": {"type": "string", "enum": ["visitor", "agent", "system"]},
+                    "id": {"type": ["string", "null"]},
+                    "name": {"type": ["string", "null"]},
+                },
+            },
+            "Message": {
+                "type": "object",
+                "required": [
+                    "conversation_id",
+                    "message_id",
+                    "seq",
+                    "ts",
+                    "author",
+                    "body",
+                    "kind",
+                ],
+                "properties": {
+                    "conversation_id": {"type": "string"},
+                    "message_id": {"type": "string"},
+                    "seq": {"type": "integer", "minimum": 1},
+                    "ts": {"type": "string", "format": "date-time"},
+                    "author": _ref("Author"),
+                    "body": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["text", "note", "event"]},
+                },
+            },
+            "MessagePage": {
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Message")},
+                    "next_cursor": {"type": ["string", "null"]},
+                },
+            },
+            "NewMessage": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["client_msg_id", "body"],
+                "properties": {
+                    "client_msg_id": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "body": {"type": "string", "minLength": 1},
+                    "kind": {"type": "string", "enum": ["text", "note"], "default": "text"},
+                },
+            },
+            "Ack": {
+                "type": "object",
+                "required": ["client_msg_id", "conversation_id", "message_id", "seq", "ts"],
+                "properties": {
+                    "client_msg_id": {"type": "string"},
+                    "conversation_id": {"type": "string"},
+                    "message_id": {"type": "string"},
+                    "seq": {"type": "integer"},
+                    "ts": {"type": "string", "format": "date-time"},
+                    "duplicate": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,21 @@
+"""What the web layer shares between requests: built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chatserver.broker.base import Broker
+from chatserver.config import Settings
+from chatserver.hub.hub import Hub
+from chatserver.metrics import Metrics
+from chatserver.store.base import Store
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    broker: Broker
+    hub: Hub
+    metrics: Metrics
+    allowed_origins: frozenset[str] = field(default_factory=frozenset)
