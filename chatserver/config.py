@@ -58,6 +58,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("identity_jwks", str, "", "JWKS file path or URL for RS256/ES256 identity tokens."),
     Setting("pid_pepper", str, "", "Secret key for the keyed hash of national identity numbers."),
     Setting(
+        "secret_key",
+        str,
+        "",
+        "Key that signs console sessions. Empty: one is made and kept in `data_dir/secret_key`.",
+    ),
+    Setting(
         "sqlite_synchronous",
         str,
         "FULL",

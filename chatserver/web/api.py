@@ -98,7 +98,7 @@ async def _json_body(request: Request, shape: type[Any]) -> Any:
 
 async def list_conversations(request: Request) -> Response:
     state = _state(request)
-    agent = await require(state.store, request.headers, "agent")
+    agent = await require(request, "agent")
     q = request.query_params
     status = q.get("status") or None
     if status is not None and status not in STATUSES:
@@ -129,13 +129,13 @@ async def _conversation(state: AppState, request: Request) -> Conversation:
 
 async def get_conversation(request: Request) -> Response:
     state = _state(request)
-    await require(state.store, request.headers, "agent")
+    await require(request, "agent")
     return JSONResponse(conversation_json(await _conversation(state, request)))
 
 
 async def list_messages(request: Request) -> Response:
     state = _state(request)
-    await require(state.store, request.headers, "agent")
+    await require(request, "agent")
     conversation = await _conversation(state, request)
     cursor = request.query_params.get("cursor")
     if cursor:
@@ -158,7 +158,7 @@ async def list_messages(request: Request) -> Response:
 
 async def post_message(request: Request) -> Response:
     state = _state(request)
-    agent = await require(state.store, request.headers, "agent")
+    agent = await require(request, "agent")
     body: PostMessage = await _json_body(request, PostMessage)
     if not body.body.strip():
         raise BadRequest("body is empty")
@@ -193,7 +193,7 @@ async def post_message(request: Request) -> Response:
 
 async def patch_conversation(request: Request) -> Response:
     state = _state(request)
-    await require(state.store, request.headers, "agent")
+    await require(request, "agent")
     body: PatchConversation = await _json_body(request, PatchConversation)
     conversation = await state.hub.update_conversation(
         request.path_params["id"],

@@ -21,9 +21,10 @@ from chatserver.config import Settings
 from chatserver.errors import ChatError
 from chatserver.hub.hub import Hub
 from chatserver.metrics import Metrics
+from chatserver.sessions import load_secret_key
 from chatserver.store import store_from_url
 from chatserver.store.base import Store
-from chatserver.web import api, assets, ops
+from chatserver.web import api, assets, console, ops
 from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpected
 from chatserver.web.openapi import DOCUMENT
 from chatserver.web.sockets import agent_socket, visitor_socket
@@ -65,6 +66,7 @@ def create_app(
             broker=the_broker,
             hub=hub,
             metrics=metrics,
+            secret_key=load_secret_key(settings.secret_key, settings.data_dir),
             allowed_origins=frozenset(settings.allowed_origins) | frozenset(extra_origins),
         )
         try:
@@ -83,6 +85,7 @@ def create_app(
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/readyz", ops.readyz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
+        *console.routes,
         *assets.routes(demo=demo),
     ]
     return Starlette(

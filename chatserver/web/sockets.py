@@ -7,7 +7,6 @@ import contextlib
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chatserver.auth import may
 from chatserver.errors import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
@@ -20,7 +19,7 @@ from chatserver.hub.hub import error_frame
 from chatserver.hub.peer import Peer
 from chatserver.hub.session import AgentSession, VisitorSession, _Session
 from chatserver.web.errors import error_response
-from chatserver.web.principal import authenticate
+from chatserver.web.principal import require
 from chatserver.web.state import AppState
 
 
@@ -52,9 +51,7 @@ async def visitor_socket(ws: WebSocket) -> None:
 async def agent_socket(ws: WebSocket) -> None:
     state: AppState = ws.app.state.chat
     try:
-        agent = await authenticate(state.store, ws.headers)
-        if not may(agent.role, "agent"):
-            raise Forbidden("the agent socket needs the agent role")
+        agent = await require(ws, "agent", socket=True)
     except ChatError as exc:
         await _refuse(ws, exc)
         return

@@ -18,4 +18,5 @@ class AppState:
     broker: Broker
     hub: Hub
     metrics: Metrics
+    secret_key: bytes = b""
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
