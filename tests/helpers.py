@@ -1,0 +1,182 @@
+"""Real servers on free ports and real WebSocket clients, for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from chatserver.auth import new_token, token_hash
+from chatserver.clock import Clock, uuid7
+from chatserver.config import Settings
+from chatserver.web.app import create_app
+from chatserver.web.state import AppState
+
+ORIGIN = "http://shop.example"
+TIMEOUT = 10.0
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def free_port() -> int:
+    with free_socket() as sock:
+        return int(sock.getsockname()[1])
+
+
+class Client:
+    """A WebSocket client that reads JSON frames, with waits that fail instead of hanging."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, **frame: Any) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.seen.append(frame)
+        return frame  # type: ignore[no-any-return]
+
+    async def expect(self, type_: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """The next frame, which must be of ``type_`` with these field values."""
+        frame = await self.recv(timeout)
+        assert frame["type"] == type_, f"expected {type_}, got {frame}"
+        for key, value in fields.items():
+            assert frame[key] == value, f"{key}: expected {value!r}, got {frame}"
+        return frame
+
+    async def until(self, type_: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """Skip frames until one of ``type_`` with these field values arrives."""
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.recv(timeout)
+                if frame["type"] == type_ and all(frame.get(k) == v for k, v in fields.items()):
+                    return frame
+
+    async def closed(self, timeout: float = TIMEOUT) -> int | None:
+        """Read until the server closes; answers the close code."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout):
+                async for _ in self.ws:
+                    pass
+        return self.ws.close_code
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    app: Any
+
+    @property
+    def state(self) -> AppState:
+        return self.app.state.chat  # type: ignore[no-any-return]
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    @contextlib.asynccontextmanager
+    async def visitor(
+        self, *, hello: dict[str, Any] | None = None, origin: str = ORIGIN
+    ) -> AsyncIterator[tuple[Client, dict[str, Any]]]:
+        """A visitor socket after hello; yields the client and its welcome."""
+        async with connect(self.ws_url + "/ws/visitor", origin=origin) as ws:  # type: ignore[arg-type]
+            client = Client(ws)
+            await client.send(type="hello", **(hello or {}))
+            welcome = await client.expect("welcome")
+            yield client, welcome
+
+    @contextlib.asynccontextmanager
+    async def raw_visitor(self, origin: str = ORIGIN) -> AsyncIterator[Client]:
+        async with connect(self.ws_url + "/ws/visitor", origin=origin) as ws:  # type: ignore[arg-type]
+            yield Client(ws)
+
+    @contextlib.asynccontextmanager
+    async def agent(self, token: str) -> AsyncIterator[Client]:
+        async with connect(
+            self.ws_url + "/ws/agent", additional_headers={"Authorization": f"Bearer {token}"}
+        ) as ws:
+            yield Client(ws)
+
+    async def token(self, role: str = "agent", name: str = "Agent Smith") -> str:
+        """A bearer token for a new agent of ``role``."""
+        store = self.state.store
+        now = Clock().now_us()
+        agent = await store.add_agent(
+            agent_id=uuid7(), email=None, name=name, role=role, password_hash=None, now=now
+        )
+        token = new_token("cs")
+        await store.create_api_token(uuid7(), token_hash(token), agent.id, now)
+        return token
+
+    def http(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=TIMEOUT)
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "allowed_origins": [ORIGIN],
+        "sqlite_synchronous": "NORMAL",
+    }
+    values.update(overrides)
+    return Settings.from_mapping(values)
+
+
+@contextlib.asynccontextmanager
+async def running_server(settings: Settings, **app_options: Any) -> AsyncIterator[Server]:
+    """A real uvicorn server in this event loop, on a free port."""
+    app = create_app(settings, **app_options)
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=settings.heartbeat_interval,
+        ws_ping_timeout=settings.heartbeat_interval,
+        ws_per_message_deflate=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)  # polling a flag, bounded by the timeout above
+        yield Server(url=f"http://127.0.0.1:{port}", port=port, app=app)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def msg_id() -> str:
+    return str(uuid.uuid4())
