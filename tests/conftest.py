@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Server, running_server, make_settings
+from tests.helpers import Server, make_settings, running_server
 
 
 @pytest.fixture

@@ -76,8 +76,8 @@ class Client:
         """Read until the server closes; answers the close code."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout):
-                async for _ in self.ws:
-                    pass
+                async for data in self.ws:
+                    self.seen.append(json.loads(data))
         return self.ws.close_code
 
     async def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatserver.auth import token_hash
-from tests.helpers import Server, msg_id, running_server, make_settings
+from tests.helpers import Server, make_settings, msg_id, running_server
 
 
 async def start_conversation(visitor, body: str = "hello") -> dict:  # type: ignore[no-untyped-def]
@@ -38,7 +38,11 @@ async def test_visitor_and_agent_converse(server: Server, token: str) -> None:
         assert agent_ack["seq"] == 3
         reply = await visitor.until("message", seq=3)
         assert reply["body"] == "Yes, hi!"
-        assert reply["author"] == {"role": "agent", "id": reply["author"]["id"], "name": "Agent Smith"}
+        assert reply["author"] == {
+            "role": "agent",
+            "id": reply["author"]["id"],
+            "name": "Agent Smith",
+        }
         # The sender got an ack for its own message, never a message frame.
         assert not [f for f in agent.seen if f["type"] == "message" and f["seq"] == 3]
         assert not [f for f in visitor.seen if f["type"] == "message" and f["seq"] == 2]
@@ -46,9 +50,11 @@ async def test_visitor_and_agent_converse(server: Server, token: str) -> None:
 
 async def test_notes_never_reach_visitors(server: Server, token: str) -> None:
     """An internal note takes a seq but is sent to agents only, live and on resume."""
-    async with server.visitor() as (visitor, _), server.agent(token) as agent, server.agent(
-        await server.token()
-    ) as other_agent:
+    async with (
+        server.visitor() as (visitor, _),
+        server.agent(token) as agent,
+        server.agent(await server.token()) as other_agent,
+    ):
         conv = (await start_conversation(visitor))["conversation_id"]
         for a in (agent, other_agent):
             await a.send(type="watch", conversation_id=conv)
@@ -142,7 +148,9 @@ async def test_resume_while_live_traffic_keeps_order_without_doubles(tmp_path: P
             assert w["conversations"][0]["last_seq"] == 301
             await v.send(type="resume", conversation_id=conv, after_seq=0)
             for i in range(300):
-                await agent.send(type="send", client_msg_id=f"new{i}", conversation_id=conv, body="n")
+                await agent.send(
+                    type="send", client_msg_id=f"new{i}", conversation_id=conv, body="n"
+                )
             await agent.until("ack", client_msg_id="new299")
             seqs: list[int] = []
             while len(seqs) < 601:
@@ -193,9 +201,13 @@ async def test_concurrent_senders_get_gapless_seqs(server: Server, token: str) -
             agents = [await stack.enter_async_context(server.agent(t)) for t in tokens]
             for n, a in enumerate(agents):
                 for i in range(50):
-                    await a.send(type="send", client_msg_id=f"{n}-{i}", conversation_id=conv, body="b")
+                    await a.send(
+                        type="send", client_msg_id=f"{n}-{i}", conversation_id=conv, body="b"
+                    )
             for i in range(50):
-                await visitor.send(type="send", client_msg_id=f"v{i}", conversation_id=conv, body="v")
+                await visitor.send(
+                    type="send", client_msg_id=f"v{i}", conversation_id=conv, body="v"
+                )
             seqs = []
             for n, a in enumerate(agents):
                 for i in range(50):
@@ -263,9 +275,10 @@ async def test_sockets_survive_a_server_restart_with_resume(tmp_path: Path) -> N
         for i in range(10):
             await visitor.send(type="send", client_msg_id=f"m{i}", conversation_id=conv, body="b")
         await visitor.until("ack", client_msg_id="m9")
-    async with running_server(settings) as server, server.visitor(
-        hello={"visitor_token": welcome["visitor_token"]}
-    ) as (visitor, welcome2):
+    async with (
+        running_server(settings) as server,
+        server.visitor(hello={"visitor_token": welcome["visitor_token"]}) as (visitor, welcome2),
+    ):
         assert welcome2["visitor_id"] == welcome["visitor_id"]
         assert welcome2["conversations"][0]["last_seq"] == 11
         await visitor.send(type="resume", conversation_id=conv, after_seq=0)
