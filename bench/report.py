@@ -101,6 +101,9 @@ def step_notes(target: str, steps: Sequence[dict[str, Any]]) -> list[str]:
         other = {k: v for k, v in s.get("other", {}).items()}
         if other:
             notes.append(f"{rate}: other frames seen: {other}")
+        if (s.get("other_cpu_pct") or 0) > 15:
+            notes.append(f"{rate}: other processes on the machine used "
+                         f"{s['other_cpu_pct']:.0f}% of a core during the window (noisy)")
         if (s.get("gen_lag_p99") or 0) > 5:
             notes.append(f"{rate}: the load generator fell behind its schedule (gen lag p99 "
                          f"{s['gen_lag_p99']:.1f} ms): latencies include its own delay")
