@@ -182,8 +182,9 @@ async def send_loop(adapter: Adapter, stats: StepStats, spin: bool) -> None:
 
 
 def machine_busy_seconds() -> float:
+    # Process time only: softirq is mostly the test's own loopback traffic.
     t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+    return float(t.user + t.nice + t.system)
 
 
 async def sample_window(stats: StepStats, procs: list[psutil.Process]) -> dict[str, float]:
@@ -202,6 +203,24 @@ async def sample_window(stats: StepStats, procs: list[psutil.Process]) -> dict[s
         "other_cpu_pct": max(0.0, 100.0 * other / wall),
         "rss": float(rss_bytes(procs)),
     }
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """chatserver's commit histograms (sums and counts) from ``/metrics``; {} if absent."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode(errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("chatserver_commit_") and name.endswith(("_sum", "_count")):
+            with contextlib.suppress(ValueError):
+                out[name] = float(value)
+    return out
 
 
 async def quiesce(procs: list[psutil.Process], max_wait: float) -> float:
@@ -233,6 +252,9 @@ async def run_step(job: dict[str, Any], step: int, rate: float,
         def on_error(self, code: str, message: str) -> None: ...
         def on_other(self, what: str) -> None: ...
 
+    scrape = job["target"] == "chatserver"
+    # A blocking HTTP GET in a thread, outside the timed part of the step.
+    before = await asyncio.to_thread(scrape_metrics, job["port"]) if scrape else {}
     adapter = cls(job["port"], int(job["rooms"]), step, SetupSink(), job.get("options", {}))
     opened = perf()
     try:
@@ -257,6 +279,9 @@ async def run_step(job: dict[str, Any], step: int, rate: float,
     finally:
         await adapter.close()
     waited = await quiesce(procs, max_wait=15.0)
+    if scrape:
+        after = await asyncio.to_thread(scrape_metrics, job["port"])
+        result["commit_metrics"] = {k: after[k] - before.get(k, 0.0) for k in after}
 
     lat, lost = stats.latencies(stats.recv)
     span = stats.window_end - stats.window_start

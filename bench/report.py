@@ -101,6 +101,14 @@ def step_notes(target: str, steps: Sequence[dict[str, Any]]) -> list[str]:
         other = {k: v for k, v in s.get("other", {}).items()}
         if other:
             notes.append(f"{rate}: other frames seen: {other}")
+        cm = s.get("commit_metrics") or {}
+        commits = cm.get("chatserver_commit_batch_size_count", 0)
+        if commits:
+            size = cm.get("chatserver_commit_batch_size_sum", 0) / commits
+            n = cm.get("chatserver_commit_seconds_count", 0)
+            ms = 1000 * cm.get("chatserver_commit_seconds_sum", 0) / n if n else 0
+            notes.append(f"{rate}: server /metrics over the step: {int(commits)} commits, "
+                         f"{size:.0f} writes per commit, {ms:.1f} ms per commit on average")
         if (s.get("other_cpu_pct") or 0) > 15:
             notes.append(f"{rate}: other processes on the machine used "
                          f"{s['other_cpu_pct']:.0f}% of a core during the window (noisy)")

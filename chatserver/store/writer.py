@@ -49,13 +49,15 @@ class GroupCommitWriter:
         self._busy = False
         self._closed = False
         self._conn: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._closed = False
         self._conn = await self._loop.run_in_executor(self._executor, self._connect)
 
     async def close(self) -> None:
@@ -65,7 +67,9 @@ class GroupCommitWriter:
         if self._conn is not None and self._loop is not None:
             await self._loop.run_in_executor(self._executor, self._conn.close)
             self._conn = None
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def submit(self, op: Op, done: Done) -> None:
         """Queue ``op``; ``done`` is called on the event loop once its transaction committed."""
