@@ -209,8 +209,11 @@
     return ui;
   }
 
-  function setStatus(text) {
+  // data-conn on the panel says where the socket stands: connecting, offline or ready
+  // (welcome handled and the newest conversation resumed). Tests and styles may use it.
+  function setStatus(text, conn) {
     if (!ui) return;
+    ui.panel.dataset.conn = conn;
     ui.status.textContent = text || "";
     ui.status.hidden = !text;
   }
@@ -300,7 +303,7 @@
     if (ws || !wanted) return;
     clearTimeout(retryTimer);
     ready = false;
-    setStatus(attempt ? T.offline : T.connecting);
+    setStatus(attempt ? T.offline : T.connecting, attempt ? "offline" : "connecting");
     var sock;
     try { sock = new WebSocket(wsURL); } catch (e) { return reconnectLater(); }
     ws = sock;
@@ -335,7 +338,7 @@
   function reconnectLater() {
     ws = null;
     if (!wanted) return;
-    setStatus(T.offline);
+    setStatus(T.offline, "offline");
     var cap = Math.min(30000, 500 * Math.pow(2, attempt++));
     clearTimeout(retryTimer);
     retryTimer = setTimeout(connect, 250 + Math.random() * cap); // full jitter
@@ -345,6 +348,7 @@
     clearTimeout(retryTimer);
     if (ws) { var s = ws; ws = null; s.close(1000); }
     ready = false;
+    setStatus("", "closed");
   }
   function frame(obj) {
     if (ws && ws.readyState === 1) { ws.send(JSON.stringify(obj)); return true; }
@@ -398,7 +402,7 @@
   }
   function becomeReady() {
     ready = true;
-    setStatus("");
+    setStatus("", "ready");
     flush();
     markRead();
   }

@@ -188,6 +188,7 @@ async function loadList() {
   const q = new URLSearchParams({ limit: "200" });
   const status = $("status-filter").value;
   if (status) q.set("status", status);
+  $("conversations").setAttribute("aria-busy", "true");
   try {
     const data = await api("GET", "/api/v1/conversations?" + q);
     const unread = new Set([...state.convs.values()].filter((c) => c._unread).map((c) => c.id));
@@ -196,6 +197,8 @@ async function loadList() {
     if (state.selected) renderHead();
   } catch (e) {
     if (e.status !== 401) setConn("Could not load conversations: " + e.message);
+  } finally {
+    $("conversations").setAttribute("aria-busy", "false");
   }
 }
 
@@ -548,6 +551,7 @@ function connect() {
   ws.onclose = async () => {
     if (state.ws !== ws) return;
     state.ws = null;
+    document.body.dataset.socket = "offline";
     for (const p of state.pending) if (p.state === "sent") p.state = "queued";
     if (!state.me) return;
     if (!opened) {
@@ -567,6 +571,9 @@ function connect() {
 
 function onFrame(f) {
   switch (f.type) {
+    case "subscribed":
+      document.body.dataset.socket = "live"; // the inbox now updates live
+      break;
     case "conversation":
       upsertConversation(f);
       break;

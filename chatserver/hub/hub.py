@@ -123,6 +123,11 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
+    async def background_done(self) -> None:
+        """Wait for the gap fills and subscriptions running now (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:

@@ -88,6 +88,12 @@ class Peer:
         self._outbox.clear()
         return frames
 
+    def take_frames(self) -> list[str]:
+        """Frames queued right now, without waiting (for socket-free drivers and tests)."""
+        frames = list(self._outbox)
+        self._outbox.clear()
+        return frames
+
     def close(self, code: int, reason: str, *, drop_pending: bool = False) -> None:
         """Close after the frames already queued (an error saying why goes out first)."""
         if self.closing is None:

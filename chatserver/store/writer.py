@@ -71,6 +71,10 @@ class GroupCommitWriter:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    async def idle(self) -> None:
+        """Wait until every write submitted so far has committed and been answered."""
+        await self._idle.wait()
+
     def submit(self, op: Op, done: Done) -> None:
         """Queue ``op``; ``done`` is called on the event loop once its transaction committed."""
         if self._closed or self._loop is None:

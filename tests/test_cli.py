@@ -1,0 +1,98 @@
+"""The command line: migrate, agent add, token create, and refusing bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from chatserver.auth import token_hash, verify_password
+from chatserver.store.sqlite import SQLiteStore
+
+
+def run(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CHATSERVER_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "chatserver", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def open_store(data_dir: Path) -> SQLiteStore:
+    store = SQLiteStore(data_dir / "chat.db")
+    await store.open()
+    return store
+
+
+async def test_migrate_agent_add_and_token_create(tmp_path: Path) -> None:
+    """migrate prints the schema version; agent add stores an argon2 hash; token prints one token."""
+    out = run(tmp_path, "migrate")
+    assert out.returncode == 0 and out.stdout.startswith("schema version ")
+    added = run(
+        tmp_path,
+        "agent",
+        "add",
+        "Kari@Example.com",
+        "--name",
+        "Kari",
+        "--role",
+        "admin",
+        stdin="correct horse battery\n",
+    )
+    assert added.returncode == 0, added.stderr
+    token = run(tmp_path, "token", "create", "--role", "agent", "--name", "helper bot")
+    assert token.returncode == 0
+    assert len(token.stdout.strip().splitlines()) == 1
+    store = await open_store(tmp_path)
+    try:
+        found = await store.agent_credentials("kari@example.com")
+        assert found is not None
+        agent, password_hash = found
+        assert agent.role == "admin" and password_hash and password_hash.startswith("$argon2")
+        assert await verify_password(password_hash, "correct horse battery")
+        bot = await store.token(token_hash(token.stdout.strip()))
+        assert bot is not None and bot.agent.name == "helper bot" and bot.agent.kind == "bot"
+    finally:
+        await store.close()
+
+
+def test_agent_add_refuses_short_passwords_and_duplicates(tmp_path: Path) -> None:
+    """A password under 8 characters, or an email already used, is refused with a message."""
+    short = run(tmp_path, "agent", "add", "a@x.io", "--name", "A", stdin="short\n")
+    assert short.returncode == 2 and "8 characters" in short.stderr
+    ok = run(tmp_path, "agent", "add", "a@x.io", "--name", "A", stdin="long enough\n")
+    assert ok.returncode == 0
+    again = run(tmp_path, "agent", "add", "A@x.io", "--name", "A", stdin="long enough\n")
+    assert again.returncode == 1 and "conflict" in again.stderr
+
+
+def test_bad_settings_stop_the_command_with_a_message(tmp_path: Path) -> None:
+    """A bad setting value is reported by name and the command exits 2."""
+    env = {**os.environ, "CHATSERVER_DATA_DIR": str(tmp_path), "CHATSERVER_HELLO_TIMEOUT": "soon"}
+    out = subprocess.run(
+        [sys.executable, "-m", "chatserver", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "CHATSERVER_HELLO_TIMEOUT" in out.stderr
+
+
+def test_unknown_role_is_refused(tmp_path: Path) -> None:
+    """Roles are agent, admin or compliance."""
+    out = run(tmp_path, "token", "create", "--role", "root")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_help_lists_every_setting(tmp_path: Path) -> None:
+    """--help shows the settings' environment variables."""
+    out = run(tmp_path, "--help")
+    assert (
+        "CHATSERVER_ALLOWED_ORIGINS" in out.stdout and "CHATSERVER_SQLITE_SYNCHRONOUS" in out.stdout
+    )
