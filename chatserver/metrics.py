@@ -41,6 +41,15 @@ class Metrics:
             "chatserver_http_requests", "HTTP API requests, by status.", ["status"], registry=r
         )
 
+        self._frame_counters: dict[str, Counter] = {}
+
+    def frame_received(self, frame_type: str) -> None:
+        # labels() costs a lock and a lookup; per-frame paths use bound children.
+        counter = self._frame_counters.get(frame_type)
+        if counter is None:
+            counter = self._frame_counters[frame_type] = self.frames.labels(frame_type)
+        counter.inc()
+
     def observe_batch(self, size: int, seconds: float) -> None:
         self.commit_batch.observe(size)
         self.commit_seconds.observe(seconds)

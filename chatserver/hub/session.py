@@ -52,6 +52,10 @@ class _Session:
         )
         self._bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         self._strikes = 0
+        # Read once: these are consulted on every frame.
+        self._max_frame = settings.max_frame_bytes
+        self._max_body = settings.max_body_chars
+        self._max_strikes = settings.max_bad_frames
 
     @property
     def author(self) -> p.Author:
@@ -59,8 +63,8 @@ class _Session:
 
     async def handle(self, text: str) -> None:
         """Act on one received frame; errors are answered on the socket, never raised."""
-        if len(text) > self.settings.max_frame_bytes:
-            self._fail(TooLarge(f"frame over {self.settings.max_frame_bytes} bytes"), None)
+        if len(text) > self._max_frame:
+            self._fail(TooLarge(f"frame over {self._max_frame} bytes"), None)
             self.peer.close(CLOSE_TOO_BIG, "frame too large")
             return
         if not self._bucket.take():
@@ -71,7 +75,7 @@ class _Session:
         except BadFrame as exc:
             self._strike(exc, p.client_msg_id_of(text))
             return
-        self.hub.metrics.frames.labels(type(frame).__struct_config__.tag).inc()
+        self.hub.metrics.frame_received(type(frame).__struct_config__.tag)
         try:
             await self.dispatch(frame)
         except ChatError as exc:
@@ -105,14 +109,14 @@ class _Session:
 
     def _strike_only(self) -> None:
         self._strikes += 1
-        if self._strikes >= self.settings.max_bad_frames:
+        if self._strikes >= self._max_strikes:
             self.peer.close(CLOSE_POLICY, "too many bad or throttled frames")
 
     def _check_body(self, body: str) -> None:
-        if not body.strip():
+        if not body or body.isspace():
             raise BadRequest("body is empty")
-        if len(body) > self.settings.max_body_chars:
-            raise TooLarge(f"body over {self.settings.max_body_chars} characters")
+        if len(body) > self._max_body:
+            raise TooLarge(f"body over {self._max_body} characters")
 
     async def _ping(self) -> None:
         self.peer.send(p.PONG)
