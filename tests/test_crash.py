@@ -70,6 +70,9 @@ async def test_sigkill_after_a_burst_loses_no_acknowledged_message(tmp_path: Pat
     with server_process(tmp_path, port) as proc:
         await wait_healthy(port, proc)
         async with connect(f"ws://127.0.0.1:{port}/ws/visitor", origin=ORIGIN) as ws:  # type: ignore[arg-type]
+            # `chatserver serve` turns per-message-deflate off (it costs memory per socket).
+            assert ws.response is not None
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
             visitor = Client(ws)
             await visitor.send(type="hello")
             await visitor.expect("welcome")
