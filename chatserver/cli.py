@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChatError as exc:
         print(f"chatserver: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # an unsupported store or broker URL
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 2
     return 2
 
 
@@ -170,10 +174,13 @@ async def _prepare_demo(settings: Settings) -> tuple[str, str, str]:
             token = new_token("cs")
             await store.create_api_token(uuid7(), token_hash(token), agent.id, now)
             login_file.parent.mkdir(parents=True, exist_ok=True)
-            login_file.write_text(f"{password}\n{token}\n")
+            login_file.unlink(missing_ok=True)
+            fd = os.open(login_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{password}\n{token}\n")
         password, token = login_file.read_text().split()[:2]
         if await store.current_policy() is None:
-            await store.publish_policy("2019-06-01", settings.policy_url, now)
+            await store.publish_policy("2019-06-01", "/demo/privacy", now)
     finally:
         await store.close()
     return DEMO_EMAIL, password, token
@@ -209,7 +216,9 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
         ws_ping_timeout=settings.heartbeat_interval,
         ws_per_message_deflate=settings.ws_per_message_deflate,
         lifespan="on",
-        proxy_headers=False,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        access_log=settings.access_log,
         server_header=False,
     )
     return 0

@@ -7,7 +7,7 @@ with microseconds. Ids are UUIDv7: random, yet sorting by time.
 
 from __future__ import annotations
 
-import random
+import os
 import time
 from datetime import UTC, datetime
 
@@ -44,9 +44,8 @@ def uuid7(now_us: int | None = None) -> str:
     """
     global _last_v7
     ms = (time.time_ns() // 1_000_000) if now_us is None else now_us // 1000
-    # Ids are names, not secrets (access is checked separately), so the fast
-    # Mersenne Twister is enough.
-    rand = random.getrandbits(74)
+    # Unpredictable, though access never rests on an id being secret.
+    rand = int.from_bytes(os.urandom(10), "big") >> 6
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | (0x7 << 76) | (rand >> 62) << 64
     value |= (0b10 << 62) | (rand & 0x3FFF_FFFF_FFFF_FFFF)
     if value <= _last_v7 and (value >> 80) <= (_last_v7 >> 80):

@@ -42,10 +42,15 @@ SETTINGS: tuple[Setting, ...] = (
         "store",
         str,
         "",
-        "Store URL: `sqlite:///path/to/chat.db` or `postgresql://…`. "
+        "Store URL: `sqlite:///path/to/chat.db` (PostgreSQL comes with scale-out). "
         "Empty means `chat.db` inside `data_dir`.",
     ),
-    Setting("broker", str, "memory://", "Broker URL: `memory://` (one process) or `redis://…`."),
+    Setting(
+        "broker",
+        str,
+        "memory://",
+        "Broker URL: `memory://` (one process; Redis comes with scale-out).",
+    ),
     Setting(
         "allowed_origins",
         list,
@@ -129,7 +134,24 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=10,
     ),
     Setting(
-        "policy_url", str, "/privacy", "Where the privacy notice of the current version is read."
+        "policy_url",
+        str,
+        "",
+        "Link to the privacy notice, used when a published policy version has no URL of its own.",
+    ),
+    Setting(
+        "forwarded_allow_ips",
+        str,
+        "",
+        "Reverse proxies (comma-separated IPs, or `*`) whose X-Forwarded-For/-Proto are "
+        "believed: visitors' IPs and https come from them. Empty believes none.",
+    ),
+    Setting(
+        "access_log",
+        bool,
+        False,
+        "Log every HTTP request (client IP, path and query) — off by default: that is "
+        "personal data.",
     ),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )

@@ -37,9 +37,6 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
             registry=r,
         )
-        self.http_requests = Counter(
-            "chatserver_http_requests", "HTTP API requests, by status.", ["status"], registry=r
-        )
 
         self._frame_counters: dict[str, Counter] = {}
 

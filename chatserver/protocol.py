@@ -167,7 +167,7 @@ class ConversationSummary(msgspec.Struct, frozen=True):
 
 class Policy(msgspec.Struct, frozen=True):
     version: str | None
-    url: str
+    url: str | None
     accepted: bool
 
 

@@ -83,3 +83,14 @@ def test_every_setting_has_help() -> None:
     """Each row of the table says what it is for."""
     assert all(s.help.strip() for s in SETTINGS)
     assert len({s.name for s in SETTINGS}) == len(SETTINGS)
+
+
+def test_the_settings_table_in_the_docs_is_current() -> None:
+    """docs/operations.md carries the table exactly as the code generates it.
+
+    To refresh it, paste the output of
+    `python -c "from chatserver.config import settings_table_markdown as t; print(t())"`.
+    """
+    from chatserver.config import settings_table_markdown
+
+    assert settings_table_markdown() in (ROOT / "docs" / "operations.md").read_text()

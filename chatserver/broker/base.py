@@ -30,6 +30,9 @@ class Event(msgspec.Struct, frozen=True):
     assignee_id: str | None = None
     prev_assignee_id: str | None = None
     visitor_id: str | None = None
+    # The same event as visitors may see it (a conversation change without the
+    # agents' tags); None when ``frame`` is fit for everyone.
+    visitor_frame: str | None = None
 
 
 Deliver = Callable[[Event], None]

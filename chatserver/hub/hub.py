@@ -65,7 +65,8 @@ def ack_frame(message: StoredMessage) -> str:
     )
 
 
-def conversation_frame(conversation: Conversation) -> str:
+def conversation_frame(conversation: Conversation, *, for_visitor: bool = False) -> str:
+    """A conversation change; visitors' copy leaves out the agents' tags."""
     assignee = None
     if conversation.assignee_id is not None:
         assignee = p.Assignee(id=conversation.assignee_id, name=conversation.assignee_name or "")
@@ -75,7 +76,7 @@ def conversation_frame(conversation: Conversation) -> str:
             status=conversation.status,
             assignee=assignee,
             last_seq=conversation.last_seq,
-            tags=conversation.tags,
+            tags=[] if for_visitor else conversation.tags,
         )
     )
 
@@ -203,6 +204,8 @@ class Hub:
 
     def _deliver_conversation(self, event: Event) -> None:
         targets = set(self._topics.get("c:" + (event.conversation_id or ""), ()))
+        if event.agents_only:
+            targets = {peer for peer in targets if not peer.is_visitor}
         for peer in self._inbox:
             inbox = peer.inbox
             if (
@@ -217,8 +220,9 @@ class Hub:
                 )
             ):
                 targets.add(peer)
+        visitor_frame = event.visitor_frame or event.frame
         for peer in targets:
-            peer.send(event.frame)
+            peer.send(visitor_frame if peer.is_visitor else event.frame)
 
     def _publish_presence(self, peer: Peer, status: str) -> None:
         frame = p.encode(
@@ -283,7 +287,7 @@ class Hub:
             assignee_id=None,
             assignee_name=None,
             tags=[],
-            last_seq=0,
+            last_seq=message.seq,
             created_at=message.created_at,
             updated_at=message.created_at,
             last_message_at=None,
@@ -299,12 +303,14 @@ class Hub:
                 conversation_id=message.conversation_id,
             )
         )
+        # The visitor's own sockets heard of it on their topic just above.
         self.broker.publish(
             Event(
                 topic="inbox",
                 kind="conversation",
                 frame=frame,
                 conversation_id=message.conversation_id,
+                agents_only=True,
             )
         )
 
@@ -362,8 +368,13 @@ class Hub:
         if after_seq > cursor.seq:
             cursor.seq = after_seq  # the client has these already
         start = after_seq
+        # A page never fills more than half the send queue, and the next waits
+        # until the client has taken it: a slow reader slows its replay down
+        # instead of being cut off for it.
+        page = max(1, min(REPLAY_PAGE, peer.send_queue_max // 2))
         while True:
-            messages = await self.store.messages_after(conversation_id, start, REPLAY_PAGE)
+            await peer.wait_writable()
+            messages = await self.store.messages_after(conversation_id, start, page)
             for message in messages:
                 if cursor.floor < message.seq <= cursor.seq:
                     continue
@@ -374,7 +385,7 @@ class Hub:
                 if message.kind == "note" and peer.is_visitor:
                     continue
                 peer.send(message_frame(message))
-            if len(messages) < REPLAY_PAGE:
+            if len(messages) < page:
                 break
             start = messages[-1].seq
         cursor.floor = min(cursor.floor, after_seq)
@@ -432,6 +443,7 @@ class Hub:
                 topic="inbox",
                 kind="conversation",
                 frame=conversation_frame(after),
+                visitor_frame=conversation_frame(after, for_visitor=True),
                 conversation_id=conversation_id,
                 assignee_id=after.assignee_id,
                 prev_assignee_id=before.assignee_id,

@@ -55,8 +55,9 @@ class Peer:
         self.inbox: str | None = None
         self.closing: tuple[int, str] | None = None
         self._outbox: deque[str] = deque()
-        self._send_queue_max = send_queue_max
+        self.send_queue_max = send_queue_max
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
 
     @property
     def is_visitor(self) -> bool:
@@ -67,7 +68,7 @@ class Peer:
     def send(self, text: str) -> None:
         if self.closing is not None:
             return
-        if len(self._outbox) >= self._send_queue_max:
+        if len(self._outbox) >= self.send_queue_max:
             # A client that does not read would hold memory without bound; it
             # reconnects and resumes instead.
             self.close(
@@ -86,12 +87,20 @@ class Peer:
             await self._wake.wait()
         frames = list(self._outbox)
         self._outbox.clear()
+        self._drained.set()
         return frames
+
+    async def wait_writable(self) -> None:
+        """Wait until at most half the send queue is in use (a replay's back-pressure)."""
+        while len(self._outbox) > self.send_queue_max // 2 and self.closing is None:
+            self._drained.clear()
+            await self._drained.wait()
 
     def take_frames(self) -> list[str]:
         """Frames queued right now, without waiting (for socket-free drivers and tests)."""
         frames = list(self._outbox)
         self._outbox.clear()
+        self._drained.set()
         return frames
 
     def close(self, code: int, reason: str, *, drop_pending: bool = False) -> None:
@@ -101,6 +110,7 @@ class Peer:
             if drop_pending:
                 self._outbox.clear()
             self._wake.set()
+            self._drained.set()
 
     # ------------------------------------------------------------ conversations
 

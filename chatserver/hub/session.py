@@ -275,7 +275,9 @@ class VisitorSession(_Session):
                     ],
                     policy=p.Policy(
                         version=policy.version if policy else None,
-                        url=(policy.url if policy and policy.url else self.settings.policy_url),
+                        url=(policy.url if policy and policy.url else None)
+                        or self.settings.policy_url
+                        or None,
                         accepted=accepted,
                     ),
                     session_id=session_id,

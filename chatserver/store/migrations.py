@@ -3,8 +3,8 @@
 Each entry is applied once, in order, inside one transaction, and recorded in
 ``schema_migrations``. Never edit a released migration: add the next one.
 
-Every table or column that holds personal data is listed in
-``chatserver.privacy.datamap``; a test fails when the two disagree.
+Every table or column that holds personal data is described in
+``docs/data-map.md``; export, erasure and retention must cover each one.
 """
 
 from __future__ import annotations

@@ -542,10 +542,13 @@ def _append_message(conn: sqlite3.Connection, new: NewMessage) -> StoredMessage:
     if new.client_msg_id is not None:
         # The bare index probe first: it is on every message's path, the join is not.
         hit = conn.execute(
-            "SELECT id FROM messages WHERE author_role = ? AND author_id = ? AND client_msg_id = ?",
+            "SELECT id, conversation_id FROM messages "
+            "WHERE author_role = ? AND author_id = ? AND client_msg_id = ?",
             (new.author_role, new.author_id, new.client_msg_id),
         ).fetchone()
         if hit is not None:
+            if new.conversation_id is not None and hit[1] != new.conversation_id:
+                raise Conflict("this client_msg_id was already used in another conversation")
             row = conn.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} WHERE m.id = ?", (hit[0],)
             ).fetchone()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,24 @@ from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpecte
 from chatserver.web.openapi import DOCUMENT
 from chatserver.web.sockets import agent_socket, visitor_socket
 from chatserver.web.state import AppState
+
+
+class _DenialIsNotAnError(logging.Filter):
+    """Drop uvicorn's false alarm after a refused upgrade (uvicorn PR #3138, still open).
+
+    websockets-sansio logs "ASGI callable returned without completing handshake"
+    after every WebSocket denial response although the client got it. Our
+    socket endpoints always either accept or deny, so the message never means
+    a real fault here, and alerting on ERROR would otherwise fire per refusal.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+_uvicorn_log = logging.getLogger("uvicorn.error")
+if not any(isinstance(f, _DenialIsNotAnError) for f in _uvicorn_log.filters):
+    _uvicorn_log.addFilter(_DenialIsNotAnError())
 
 
 async def openapi(request: Request) -> Response:

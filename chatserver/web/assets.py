@@ -54,11 +54,29 @@ def routes(*, demo: bool) -> list[Any]:
     ]
     if demo:
         result.append(Route("/demo", _demo, methods=["GET"]))
+        result.append(Route("/demo/privacy", _demo_privacy, methods=["GET"]))
     return result
 
 
 async def _console(request: Request) -> Response:
     return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html")
+
+
+DEMO_PRIVACY = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Privacy notice (demo)</title></head>
+<body style="font: 16px/1.5 system-ui, sans-serif; max-width: 42rem; margin: 3rem auto">
+<h1>Privacy notice, version 2019-06-01 (demo)</h1>
+<p>This stands in for the operator's own privacy statement. The chat keeps the
+time and text of each message, the parties' names and contact details, and
+technical data about your visit (IP address, device, browser, pages), for as
+long as the retention rules allow. You can ask for a copy of your data, have
+it corrected, or have it erased.</p>
+</body></html>
+"""
+
+
+async def _demo_privacy(request: Request) -> Response:
+    return HTMLResponse(DEMO_PRIVACY)
 
 
 async def _demo(request: Request) -> Response:

@@ -34,8 +34,13 @@ def agent_json(agent: Agent) -> dict[str, Any]:
 
 async def login(request: Request) -> Response:
     state: AppState = request.app.state.chat
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > 4096:
+            raise BadRequest("the sign-in body is too large")
     try:
-        body = msgspec.json.decode(await request.body(), type=Login)
+        body = msgspec.json.decode(raw, type=Login)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise BadRequest(f"send JSON {{email, password}}: {exc}") from None
     found = await state.store.agent_credentials(body.email.strip().lower())

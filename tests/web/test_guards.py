@@ -34,5 +34,3 @@ async def test_a_peer_that_never_answers_pings_is_dropped(tmp_path: Path) -> Non
                 received += chunk
         assert received[:1] == b"\x89", "the first frame should be a ping"
         writer.close()
-
-

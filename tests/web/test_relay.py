@@ -284,3 +284,78 @@ async def test_sockets_survive_a_server_restart_with_resume(tmp_path: Path) -> N
         await visitor.send(type="resume", conversation_id=conv, after_seq=0)
         await visitor.until("resumed", last_seq=11)
         assert [f["seq"] for f in visitor.seen if f["type"] == "message"] == list(range(1, 12))
+
+
+async def test_each_tab_hears_of_a_new_conversation_once(server: Server, token: str) -> None:
+    """A new conversation is announced once per visitor socket, with last_seq 1."""
+    async with (
+        server.visitor() as (tab1, welcome),
+        server.visitor(hello={"visitor_token": welcome["visitor_token"]}) as (tab2, _),
+    ):
+        ack = await start_conversation(tab1)
+        conv = ack["conversation_id"]
+        await tab2.until("message", seq=1)
+        await tab1.send(type="ping")
+        await tab1.until("pong")
+        await tab2.send(type="ping")
+        await tab2.until("pong")
+        for tab in (tab1, tab2):
+            announced = [f for f in tab.seen if f["type"] == "conversation"]
+            assert len(announced) == 1, announced
+            assert announced[0]["id"] == conv and announced[0]["last_seq"] == 1
+
+
+async def test_visitors_do_not_see_the_agents_tags(server: Server, token: str) -> None:
+    """A conversation change reaches the visitor without tags; agents see them."""
+    async with server.visitor() as (visitor, _), server.agent(token) as agent:
+        conv = (await start_conversation(visitor))["conversation_id"]
+        await agent.send(type="watch", conversation_id=conv)
+        await agent.until("watching")
+        async with server.http(token) as http:
+            r = await http.patch(
+                f"/api/v1/conversations/{conv}",
+                json={"tags": ["angry-customer"], "status": "pending"},
+            )
+            assert r.status_code == 200
+        seen_by_agent = await agent.until("conversation", id=conv, status="pending")
+        assert seen_by_agent["tags"] == ["angry-customer"]
+        seen_by_visitor = await visitor.until("conversation", id=conv, status="pending")
+        assert seen_by_visitor["tags"] == []
+        assert "angry" not in str(visitor.seen)
+
+
+async def test_a_client_msg_id_reused_in_another_conversation_is_a_conflict(
+    server: Server, token: str
+) -> None:
+    """Retrying a client_msg_id against a different conversation is refused, not mis-acked."""
+    async with server.visitor() as (v1, _), server.visitor() as (v2, _):
+        conv1 = (await start_conversation(v1))["conversation_id"]
+        conv2 = (await start_conversation(v2))["conversation_id"]
+    async with server.agent(token) as agent:
+        await agent.send(type="send", client_msg_id="same", conversation_id=conv1, body="a")
+        await agent.until("ack", client_msg_id="same", conversation_id=conv1)
+        await agent.send(type="send", client_msg_id="same", conversation_id=conv2, body="b")
+        err = await agent.until("error", ref="same")
+        assert err["code"] == "conflict"
+    conversation = await server.state.store.conversation(conv2)
+    assert conversation is not None and conversation.last_seq == 1
+
+
+async def test_a_long_replay_fits_a_small_send_queue(tmp_path: Path) -> None:
+    """Resume pages by the send queue's size and waits for the reader: no 1013 on replay."""
+    settings = make_settings(
+        tmp_path, send_queue_max=10, rate_limit_per_second=1e6, rate_limit_burst=10**6
+    )
+    async with running_server(settings) as server:
+        async with server.visitor() as (visitor, welcome):
+            conv = (await start_conversation(visitor))["conversation_id"]
+            for i in range(60):
+                await visitor.send(
+                    type="send", client_msg_id=f"m{i}", conversation_id=conv, body=f"{i}"
+                )
+                await visitor.until("ack", client_msg_id=f"m{i}")
+        async with server.visitor(hello={"visitor_token": welcome["visitor_token"]}) as (v, _):
+            await v.send(type="resume", conversation_id=conv, after_seq=0)
+            await v.until("resumed", last_seq=61)
+            seqs = [f["seq"] for f in v.seen if f["type"] == "message"]
+            assert seqs == list(range(1, 62))
