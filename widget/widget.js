@@ -388,7 +388,7 @@
     if (!conv && list.length) conv = list[list.length - 1]; // the server lists oldest first
     if (conv) {
       if (conv.id !== convId) { resetConversation(); convId = conv.id; }
-      replaying = true;
+      replaying = lastSeq ? "missed" : "history"; // history on a fresh page is not "unread"
       frame({ type: "resume", conversation_id: conv.id, after_seq: Math.min(lastSeq, conv.last_seq) });
     } else {
       becomeReady();
@@ -416,8 +416,8 @@
     var mine = f.author && f.author.role === "visitor";
     place(bubble(f, mine), f.seq);
     if (f.author && f.author.role === "agent") hideTyping();
-    if (!mine && !(isOpen && !document.hidden)) { unread++; setBadge(); emit("unread", unread); }
-    emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: f.author, body: f.body, kind: f.kind, replay: replaying });
+    if (!mine && replaying !== "history" && !(isOpen && !document.hidden)) { unread++; setBadge(); emit("unread", unread); }
+    emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: f.author, body: f.body, kind: f.kind, replay: !!replaying });
     markRead();
   }
 

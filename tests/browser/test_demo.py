@@ -294,12 +294,17 @@ def test_page_load_opens_nothing_until_the_launcher_is_clicked(
     assert opened.value.url == server.ws_url + "/ws/visitor"
     expect(panel(page)).to_have_attribute("data-conn", "ready")
     # The privacy notice comes before the first message (P9); the socket is one.
-    expect(page.get_by_role("link", name="privacy notice")).to_be_visible()
+    notice = page.get_by_role("link", name="privacy notice")
+    expect(notice).to_be_visible()
     assert len(sockets) == 1
     # Only now, after the visitor opened the chat, is the visitor token kept.
     stored = page.evaluate("() => Object.keys(localStorage)")
     assert stored == ["chatserver.visitor"]
     assert page.evaluate("() => sessionStorage.length") == 0
+    # The notice links to the policy the welcome named, on the chat server's origin.
+    href = notice.get_attribute("href") or ""
+    assert href.startswith(server.url + "/"), href
+    assert context.request.get(href).ok
 
 
 def test_visitor_and_agent_talk_and_notes_stay_internal(
