@@ -19,10 +19,18 @@ class Clock:
         return time.time_ns() // 1000
 
 
+_ts_second = -1
+_ts_prefix = ""
+
+
 def format_ts(us: int) -> str:
     """``2026-11-25T10:04:05.123456Z`` for a time in microseconds."""
+    global _ts_second, _ts_prefix
     seconds, micros = divmod(us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    if seconds != _ts_second:  # most calls fall in the same second as the one before
+        _ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
+        _ts_second = seconds
+    return f"{_ts_prefix}{micros:06d}Z"
 
 
 def parse_ts(text: str) -> int:
@@ -34,6 +42,17 @@ def parse_ts(text: str) -> int:
 
 
 _last_v7 = 0
+_pool = b""
+_offset = 0
+
+
+def _random_bytes(n: int) -> bytes:
+    """os.urandom in blocks: one getrandom() call costs microseconds, here 4 KiB at a time."""
+    global _pool, _offset
+    if _offset + n > len(_pool):
+        _pool, _offset = os.urandom(4096), 0
+    _offset += n
+    return _pool[_offset - n : _offset]
 
 
 def uuid7(now_us: int | None = None) -> str:
@@ -45,7 +64,7 @@ def uuid7(now_us: int | None = None) -> str:
     global _last_v7
     ms = (time.time_ns() // 1_000_000) if now_us is None else now_us // 1000
     # Unpredictable, though access never rests on an id being secret.
-    rand = int.from_bytes(os.urandom(10), "big") >> 6
+    rand = int.from_bytes(_random_bytes(10), "big") >> 6
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | (0x7 << 76) | (rand >> 62) << 64
     value |= (0b10 << 62) | (rand & 0x3FFF_FFFF_FFFF_FFFF)
     if value <= _last_v7 and (value >> 80) <= (_last_v7 >> 80):

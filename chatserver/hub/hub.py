@@ -138,7 +138,7 @@ class Hub:
 
     def register(self, peer: Peer) -> None:
         self._peers.add(peer)
-        self.metrics.sockets.labels(peer.role).inc()
+        self.metrics.sockets[peer.role] += 1
         if peer.role == "agent":
             self._agents.add(peer)
             count = self._online.get(peer.principal_id, 0) + 1
@@ -150,7 +150,7 @@ class Hub:
         if peer not in self._peers:
             return
         self._peers.discard(peer)
-        self.metrics.sockets.labels(peer.role).dec()
+        self.metrics.sockets[peer.role] -= 1
         for cid in list(peer.cursors):
             peer.untrack(cid)
         if peer.is_visitor:
@@ -237,17 +237,17 @@ class Hub:
 
     def send_message(self, peer: Peer, new: NewMessage, author: p.Author) -> None:
         """Store a message from a socket; ack and fan out after commit, or answer an error."""
-        self.metrics.messages_received.inc()
+        self.metrics.messages_received += 1
 
         def done(result: StoredMessage | BaseException) -> None:
             if isinstance(result, BaseException):
                 error = result if isinstance(result, ChatError) else ChatError()
-                self.metrics.errors.labels(error.code).inc()
+                self.metrics.error(error.code)
                 peer.send(error_frame(error, new.client_msg_id))
                 return
             peer.send(ack_frame(result))
             if not result.duplicate:
-                self.metrics.messages_stored.inc()
+                self.metrics.messages_stored += 1
                 self._fan_out(result, author, origin=peer)
 
         self.store.submit_message(new, done)
@@ -256,7 +256,7 @@ class Hub:
         """Store a message from the HTTP API and fan it out; answers the stored message."""
         message = await self.store.append_message(new)
         if not message.duplicate:
-            self.metrics.messages_stored.inc()
+            self.metrics.messages_stored += 1
             self._fan_out(message, author, origin=None)
         return message
 

@@ -75,7 +75,7 @@ class _Session:
         except BadFrame as exc:
             self._strike(exc, p.client_msg_id_of(text))
             return
-        self.hub.metrics.frame_received(type(frame).__struct_config__.tag)
+        self.hub.metrics.frame(type(frame).__struct_config__.tag)
         try:
             await self.dispatch(frame)
         except ChatError as exc:
@@ -100,7 +100,7 @@ class _Session:
         self.hub.unregister(self.peer)
 
     def _fail(self, error: ChatError, ref: str | None) -> None:
-        self.hub.metrics.errors.labels(error.code).inc()
+        self.hub.metrics.error(error.code)
         self.peer.send(error_frame(error, ref))
 
     def _strike(self, error: ChatError, ref: str | None) -> None:

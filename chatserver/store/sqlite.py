@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import msgspec
 
 from chatserver.errors import BadRequest, Conflict, NotFound, Unavailable
 from chatserver.store.migrations import MIGRATIONS
@@ -29,7 +30,7 @@ from chatserver.store.models import (
     StoredMessage,
     Visitor,
 )
-from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter
+from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter, Tx
 
 CONVERSATION_COLUMNS = (
     "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
@@ -193,7 +194,7 @@ class SQLiteStore:
 
     async def ping(self) -> None:
         await self._rows("SELECT 1")
-        await self.writer.run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self.writer.run(lambda conn, tx: conn.execute("SELECT 1").fetchone())
 
     async def schema_version(self) -> int:
         row = await self._row("SELECT max(version) FROM schema_migrations")
@@ -208,7 +209,7 @@ class SQLiteStore:
         return Visitor(id=row[0], account_id=row[1], created_at=row[2]) if row else None
 
     async def create_visitor(self, visitor_id: str, token_hash: str, now: int) -> Visitor:
-        def op(conn: sqlite3.Connection) -> Visitor:
+        def op(conn: sqlite3.Connection, tx: Tx) -> Visitor:
             conn.execute(
                 "INSERT INTO visitors (id, token_hash, created_at, last_seen_at) VALUES (?,?,?,?)",
                 (visitor_id, token_hash, now, now),
@@ -226,7 +227,7 @@ class SQLiteStore:
         return Account(*row) if row else None
 
     async def start_session(self, info: SessionInfo) -> None:
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection, tx: Tx) -> None:
             conn.execute(
                 "INSERT INTO visitor_sessions (id, visitor_id, ip, user_agent, device_class, "
                 "browser, os, page_url, page_title, referrer, locale, started_at, last_seen_at) "
@@ -257,7 +258,7 @@ class SQLiteStore:
     def end_session(self, session_id: str, now: int) -> None:
         """Mark a session ended; fire and forget (a lost end time is harmless)."""
         self.writer.submit(
-            lambda conn: conn.execute(
+            lambda conn, tx: conn.execute(
                 "UPDATE visitor_sessions SET ended_at = ?, last_seen_at = ? WHERE id = ?",
                 (now, now, session_id),
             ),
@@ -345,8 +346,8 @@ class SQLiteStore:
     ) -> tuple[Conversation, Conversation]:
         """Change a conversation; answers (before, after)."""
 
-        def op(conn: sqlite3.Connection) -> tuple[Conversation, Conversation]:
-            before = _fetch_conversation(conn, conversation_id)
+        def op(conn: sqlite3.Connection, tx: Tx) -> tuple[Conversation, Conversation]:
+            before = _fetch_conversation(conn, tx, conversation_id)
             sets = ["updated_at = ?"]
             params: list[Any] = [now]
             if status is not None:
@@ -371,7 +372,7 @@ class SQLiteStore:
                 f"UPDATE conversations SET {', '.join(sets)} WHERE id = ?",
                 (*params, conversation_id),
             )
-            return before, _fetch_conversation(conn, conversation_id)
+            return before, _fetch_conversation(conn, tx, conversation_id)
 
         return await self.writer.run(op)
 
@@ -379,10 +380,10 @@ class SQLiteStore:
 
     def submit_message(self, new: NewMessage, done: Done) -> None:
         """Store ``new`` in the next group commit; ``done`` gets a StoredMessage or an error."""
-        self.writer.submit(lambda conn: _append_message(conn, new), done)
+        self.writer.submit(lambda conn, tx: _append_message(conn, tx, new), done)
 
     async def append_message(self, new: NewMessage) -> StoredMessage:
-        return await self.writer.run(lambda conn: _append_message(conn, new))
+        return await self.writer.run(lambda conn, tx: _append_message(conn, tx, new))
 
     async def messages_after(
         self, conversation_id: str, after_seq: int, limit: int, *, include_notes: bool = True
@@ -398,14 +399,15 @@ class SQLiteStore:
     def submit_read(
         self, conversation_id: str, role: str, reader_id: str, seq: int, now: int, done: Done
     ) -> None:
-        def op(conn: sqlite3.Connection) -> int:
+        def op(conn: sqlite3.Connection, tx: Tx) -> int:
             row = conn.execute(
                 "SELECT last_seq FROM conversations WHERE id = ?", (conversation_id,)
             ).fetchone()
             if row is None:
                 raise NotFound("no such conversation")
-            if seq > row[0]:
-                raise BadRequest(f"seq {seq} is past the conversation's last seq {row[0]}")
+            last_seq = _pending_last_seq(tx, conversation_id) or row[0]
+            if seq > last_seq:
+                raise BadRequest(f"seq {seq} is past the conversation's last seq {last_seq}")
             conn.execute(
                 "INSERT INTO conversation_reads (conversation_id, reader_role, reader_id, seq, "
                 "updated_at) VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
@@ -436,7 +438,7 @@ class SQLiteStore:
         now: int,
         kind: str = "human",
     ) -> Agent:
-        def op(conn: sqlite3.Connection) -> Agent:
+        def op(conn: sqlite3.Connection, tx: Tx) -> Agent:
             if (
                 email is not None
                 and conn.execute("SELECT 1 FROM agents WHERE email = ?", (email,)).fetchone()
@@ -465,7 +467,7 @@ class SQLiteStore:
         self, token_id: str, token_hash: str, agent_id: str, now: int
     ) -> None:
         await self.writer.run(
-            lambda conn: conn.execute(
+            lambda conn, tx: conn.execute(
                 "INSERT INTO api_tokens (id, token_hash, agent_id, created_at) VALUES (?,?,?,?)",
                 (token_id, token_hash, agent_id, now),
             )
@@ -483,7 +485,7 @@ class SQLiteStore:
     # ------------------------------------------------------------ policy and consent
 
     async def publish_policy(self, version: str, url: str | None, now: int) -> Policy:
-        def op(conn: sqlite3.Connection) -> Policy:
+        def op(conn: sqlite3.Connection, tx: Tx) -> Policy:
             conn.execute(
                 "INSERT INTO policy_versions (version, url, published_at) VALUES (?,?,?)",
                 (version, url, now),
@@ -516,7 +518,7 @@ class SQLiteStore:
         now: int,
     ) -> None:
         await self.writer.run(
-            lambda conn: conn.execute(
+            lambda conn, tx: conn.execute(
                 "INSERT INTO consents (id, policy_version, visitor_id, account_id, accepted_at) "
                 "VALUES (?,?,?,?,?)",
                 (consent_id, version, visitor_id, account_id, now),
@@ -527,32 +529,46 @@ class SQLiteStore:
 # ---------------------------------------------------------------- writer operations
 
 
-def _fetch_conversation(conn: sqlite3.Connection, conversation_id: str) -> Conversation:
+def _fetch_conversation(conn: sqlite3.Connection, tx: Tx, conversation_id: str) -> Conversation:
     row = conn.execute(
         f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.id = ?",
         (conversation_id,),
     ).fetchone()
     if row is None:
         raise NotFound("no such conversation")
-    return _conversation(row)
+    conversation = _conversation(row)
+    last_seq = _pending_last_seq(tx, conversation_id)
+    if last_seq is not None:
+        conversation = msgspec.structs.replace(conversation, last_seq=last_seq)
+    return conversation
 
 
-def _append_message(conn: sqlite3.Connection, new: NewMessage) -> StoredMessage:
-    """Store one message, assigning its seq in this same transaction (invariant 2)."""
+def _pending_last_seq(tx: Tx, conversation_id: str) -> int | None:
+    """The conversation's last seq as this transaction has it, before ``_write_seqs``."""
+    entry = tx.state.get("seqs", {}).get(conversation_id)
+    return None if entry is None else int(entry[0])
+
+
+def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> StoredMessage:
+    """Store one message, assigning its seq in this same transaction (invariant 2).
+
+    The work is shaped for group commit: the conversation's ``last_seq`` is read
+    once per transaction and counted up in memory, and the batch's rows are
+    written by one ``executemany`` and one UPDATE per conversation just before
+    COMMIT (``_write_messages``). The writer holds SQLite's write lock from
+    BEGIN IMMEDIATE to COMMIT, so no other process can assign a seq in between.
+    """
+    state = tx.state
+    pending: dict[tuple[str, str, str], StoredMessage] = state.setdefault("by_client_id", {})
     if new.client_msg_id is not None:
-        # The bare index probe first: it is on every message's path, the join is not.
-        hit = conn.execute(
-            "SELECT id, conversation_id FROM messages "
-            "WHERE author_role = ? AND author_id = ? AND client_msg_id = ?",
-            (new.author_role, new.author_id, new.client_msg_id),
-        ).fetchone()
-        if hit is not None:
-            if new.conversation_id is not None and hit[1] != new.conversation_id:
+        key = (new.author_role, new.author_id, new.client_msg_id)
+        earlier = pending.get(key)
+        if earlier is None:
+            earlier = _stored_by_client_id(conn, key)
+        if earlier is not None:
+            if new.conversation_id is not None and earlier.conversation_id != new.conversation_id:
                 raise Conflict("this client_msg_id was already used in another conversation")
-            row = conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} WHERE m.id = ?", (hit[0],)
-            ).fetchone()
-            return _message(row, duplicate=True)
+            return msgspec.structs.replace(earlier, duplicate=True, created_conversation=False)
     created = False
     conversation_id = new.conversation_id
     if conversation_id is None:
@@ -565,40 +581,24 @@ def _append_message(conn: sqlite3.Connection, new: NewMessage) -> StoredMessage:
             (conversation_id, new.created_at, new.created_at, new.visitor_id),
         )
         created = True
-    if new.visitor_id is not None:
+    seqs: dict[str, list[Any]] = state.setdefault("seqs", {})
+    entry = seqs.get(conversation_id)
+    if entry is None:
         row = conn.execute(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ?, "
-            "updated_at = ? WHERE id = ? AND visitor_id = ? RETURNING last_seq",
-            (new.created_at, new.created_at, conversation_id, new.visitor_id),
+            "SELECT last_seq, visitor_id FROM conversations WHERE id = ?", (conversation_id,)
         ).fetchone()
-    else:
-        row = conn.execute(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ?, "
-            "updated_at = ? WHERE id = ? RETURNING last_seq",
-            (new.created_at, new.created_at, conversation_id),
-        ).fetchone()
-    if row is None:
+        if row is None:
+            raise NotFound("no such conversation")
+        entry = seqs[conversation_id] = [row[0], row[1], new.created_at]
+        tx.before_commit("messages", _write_messages)
+    if new.visitor_id is not None and entry[1] != new.visitor_id:
         raise NotFound("no such conversation")
-    seq = row[0]
-    conn.execute(
-        "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
-        "created_at, client_msg_id) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            new.message_id,
-            conversation_id,
-            seq,
-            new.author_role,
-            new.author_id,
-            new.kind,
-            new.body,
-            new.created_at,
-            new.client_msg_id,
-        ),
-    )
-    return StoredMessage(
+    entry[0] += 1
+    entry[2] = max(entry[2], new.created_at)
+    stored = StoredMessage(
         id=new.message_id,
         conversation_id=conversation_id,
-        seq=seq,
+        seq=entry[0],
         author_role=new.author_role,
         author_id=new.author_id,
         author_name=None,
@@ -607,6 +607,52 @@ def _append_message(conn: sqlite3.Connection, new: NewMessage) -> StoredMessage:
         created_at=new.created_at,
         client_msg_id=new.client_msg_id,
         created_conversation=created,
+    )
+    state.setdefault("rows", []).append(stored)
+    if new.client_msg_id is not None:
+        pending[(new.author_role, new.author_id, new.client_msg_id)] = stored
+    return stored
+
+
+def _stored_by_client_id(
+    conn: sqlite3.Connection, key: tuple[str, str, str]
+) -> StoredMessage | None:
+    # The bare index probe first: it is on every message's path, the join is not.
+    hit = conn.execute(
+        "SELECT id FROM messages WHERE author_role = ? AND author_id = ? AND client_msg_id = ?",
+        key,
+    ).fetchone()
+    if hit is None:
+        return None
+    row = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} WHERE m.id = ?", (hit[0],)
+    ).fetchone()
+    return _message(row)
+
+
+def _write_messages(conn: sqlite3.Connection, tx: Tx) -> None:
+    conn.executemany(
+        "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
+        "created_at, client_msg_id) VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                m.id,
+                m.conversation_id,
+                m.seq,
+                m.author_role,
+                m.author_id,
+                m.kind,
+                m.body,
+                m.created_at,
+                m.client_msg_id,
+            )
+            for m in tx.state["rows"]
+        ],
+    )
+    conn.executemany(
+        "UPDATE conversations SET last_seq = ?, last_message_at = ?, "
+        "updated_at = max(updated_at, ?) WHERE id = ?",
+        [(last, at, at, cid) for cid, (last, _, at) in tx.state["seqs"].items()],
     )
 
 

@@ -29,7 +29,32 @@ from chatserver.errors import ChatError, Conflict, Unavailable
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Op = Callable[[sqlite3.Connection], Any]
+
+
+class Tx:
+    """What the operations of one transaction share: scratch state, and work to do last.
+
+    An operation may keep per-transaction state in ``state`` and register a
+    step with ``before_commit`` (once per key) that writes the aggregate, so
+    that, say, a conversation's ``last_seq`` is written once per batch instead
+    of once per message.
+    """
+
+    __slots__ = ("_steps", "state")
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+        self._steps: dict[str, Callable[[sqlite3.Connection, Tx], None]] = {}
+
+    def before_commit(self, key: str, step: Callable[[sqlite3.Connection, Tx], None]) -> None:
+        self._steps.setdefault(key, step)
+
+    def finish(self, conn: sqlite3.Connection) -> None:
+        for step in self._steps.values():
+            step(conn, self)
+
+
+Op = Callable[[sqlite3.Connection, Tx], Any]
 Done = Callable[[Any], None]  # called with the op's result or the exception it raised
 BatchObserver = Callable[[int, float], None]
 
@@ -84,7 +109,7 @@ class GroupCommitWriter:
         if not self._busy:
             self._flush()
 
-    async def run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, op: Callable[[sqlite3.Connection, Tx], T]) -> T:
         """``op``'s result once committed, or the exception it raised."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -143,7 +168,9 @@ class GroupCommitWriter:
         assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = [op(conn) for op in ops]
+            tx = Tx()
+            results = [op(conn, tx) for op in ops]
+            tx.finish(conn)
             conn.execute("COMMIT")
             return results
         except BaseException:
@@ -157,7 +184,9 @@ class GroupCommitWriter:
     def _one(conn: sqlite3.Connection, op: Op) -> Any:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            result = op(conn)
+            tx = Tx()
+            result = op(conn, tx)
+            tx.finish(conn)
             conn.execute("COMMIT")
             return result
         except ChatError as exc:

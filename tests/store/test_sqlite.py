@@ -159,7 +159,7 @@ async def test_deleted_text_is_not_left_in_the_file(tmp_path: Path) -> None:
     marker = "UNIQUE-MARKER-7f3a9c"
     await s.append_message(visitor_message(conv, marker * 20, "secret"))
     await s.writer.run(
-        lambda conn: conn.execute("DELETE FROM messages WHERE client_msg_id='secret'")
+        lambda conn, tx: conn.execute("DELETE FROM messages WHERE client_msg_id='secret'")
     )
     await s.writer.run_in_thread(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
     await s.close()
