@@ -127,6 +127,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Per-message-deflate on sockets (costs 0.5–0.8 MB of memory a socket).",
     ),
     Setting(
+        "max_unacked",
+        int,
+        64,
+        "Sends a socket may have waiting for their commit; past it the socket is not read "
+        "until some are acknowledged (back-pressure).",
+        minimum=1,
+    ),
+    Setting(
         "send_queue_max",
         int,
         1000,

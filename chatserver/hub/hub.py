@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from chatserver import protocol as p
@@ -235,11 +235,22 @@ class Hub:
 
     # ------------------------------------------------------------ messages
 
-    def send_message(self, peer: Peer, new: NewMessage, author: p.Author) -> None:
-        """Store a message from a socket; ack and fan out after commit, or answer an error."""
+    def send_message(
+        self,
+        peer: Peer,
+        new: NewMessage,
+        author: p.Author,
+        settled: Callable[[], None] | None = None,
+    ) -> None:
+        """Store a message from a socket; ack and fan out after commit, or answer an error.
+
+        ``settled`` is called once the store has answered, either way.
+        """
         self.metrics.messages_received += 1
 
         def done(result: StoredMessage | BaseException) -> None:
+            if settled is not None:
+                settled()
             if isinstance(result, BaseException):
                 error = result if isinstance(result, ChatError) else ChatError()
                 self.metrics.error(error.code)

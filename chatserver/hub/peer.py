@@ -1,7 +1,8 @@
 """One socket as the relay core sees it: who is there, what it hears, what waits to go out.
 
-A ``Peer`` knows nothing of Starlette: the web layer drains ``next_frames`` onto
-the socket and closes it when ``closing`` is set.
+A ``Peer`` knows nothing of Starlette: the web layer connects a ``Transport``
+and the peer writes its queued frames there, then the close when ``closing``
+is set.
 
 Delivery rule, per conversation (``Cursor``): a socket hears each message once,
 in ``seq`` order. Live events wait while a store read (``resume`` or a gap fill)
@@ -15,10 +16,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chatserver.broker.base import Event
-from chatserver.errors import CLOSE_TRY_AGAIN
+from chatserver.errors import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN
 
 if TYPE_CHECKING:
     from chatserver.hub.hub import Hub
@@ -35,7 +36,31 @@ class Cursor:
     pending: list[Event] = field(default_factory=list)
 
 
+class Transport(Protocol):
+    """Where a peer's frames go: the web layer's socket, or nothing in socket-free tests."""
+
+    async def send_frames(self, frames: list[str]) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
 class Peer:
+    __slots__ = (
+        "_drained",
+        "_outbox",
+        "_transport",
+        "_writer",
+        "closing",
+        "conn_id",
+        "cursors",
+        "hub",
+        "inbox",
+        "name",
+        "principal_id",
+        "role",
+        "send_queue_max",
+    )
+
     def __init__(
         self,
         hub: Hub,
@@ -54,16 +79,23 @@ class Peer:
         self.cursors: dict[str, Cursor] = {}
         self.inbox: str | None = None
         self.closing: tuple[int, str] | None = None
-        self._outbox: deque[str] = deque()
         self.send_queue_max = send_queue_max
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
+        self._outbox: deque[str] = deque()
+        self._transport: Transport | None = None
+        # The writer task exists only while frames wait: an idle socket costs no task.
+        self._writer: asyncio.Task[None] | None = None
+        self._drained: asyncio.Event | None = None
 
     @property
     def is_visitor(self) -> bool:
         return self.role == "visitor"
 
     # ------------------------------------------------------------ outgoing
+
+    def connect(self, transport: Transport) -> None:
+        """Start writing queued and future frames to ``transport``."""
+        self._transport = transport
+        self._kick()
 
     def send(self, text: str) -> None:
         if self.closing is not None:
@@ -76,32 +108,7 @@ class Peer:
             )
             return
         self._outbox.append(text)
-        self._wake.set()
-
-    async def next_frames(self) -> list[str]:
-        """Frames to write now; empty once the peer is closing and drained."""
-        while not self._outbox:
-            if self.closing is not None:
-                return []
-            self._wake.clear()
-            await self._wake.wait()
-        frames = list(self._outbox)
-        self._outbox.clear()
-        self._drained.set()
-        return frames
-
-    async def wait_writable(self) -> None:
-        """Wait until at most half the send queue is in use (a replay's back-pressure)."""
-        while len(self._outbox) > self.send_queue_max // 2 and self.closing is None:
-            self._drained.clear()
-            await self._drained.wait()
-
-    def take_frames(self) -> list[str]:
-        """Frames queued right now, without waiting (for socket-free drivers and tests)."""
-        frames = list(self._outbox)
-        self._outbox.clear()
-        self._drained.set()
-        return frames
+        self._kick()
 
     def close(self, code: int, reason: str, *, drop_pending: bool = False) -> None:
         """Close after the frames already queued (an error saying why goes out first)."""
@@ -109,8 +116,56 @@ class Peer:
             self.closing = (code, reason)
             if drop_pending:
                 self._outbox.clear()
-            self._wake.set()
+            self._kick()
+
+    async def finished(self) -> None:
+        """Wait until everything queued, and the close, has been written."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    def _kick(self) -> None:
+        if self._drained is not None and not self._outbox:
             self._drained.set()
+        if self._transport is not None and self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain(self._transport))
+
+    async def _drain(self, transport: Transport) -> None:
+        try:
+            while self._outbox:
+                frames = list(self._outbox)
+                self._outbox.clear()
+                if self._drained is not None:
+                    self._drained.set()
+                await transport.send_frames(frames)
+            if self.closing is not None:
+                await transport.close(*self.closing)
+                self._transport = None
+        except Exception:
+            # The socket is gone: nothing more can be written to it.
+            self._transport = None
+            self._outbox.clear()
+            if self.closing is None:
+                self.closing = (CLOSE_GOING_AWAY, "connection lost")
+        finally:
+            self._writer = None
+            if self._drained is not None:
+                self._drained.set()
+
+    async def wait_writable(self) -> None:
+        """Wait until at most half the send queue is in use (a replay's back-pressure)."""
+        while len(self._outbox) > self.send_queue_max // 2 and self.closing is None:
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            self._drained.clear()
+            await self._drained.wait()
+
+    def take_frames(self) -> list[str]:
+        """Frames queued right now, without waiting (for socket-free drivers and tests)."""
+        frames = list(self._outbox)
+        self._outbox.clear()
+        if self._drained is not None:
+            self._drained.set()
+        return frames
 
     # ------------------------------------------------------------ conversations
 

@@ -8,6 +8,7 @@ bad input, flooding) is decided here, so it is tested without a socket.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from chatserver import protocol as p
@@ -56,6 +57,12 @@ class _Session:
         self._max_frame = settings.max_frame_bytes
         self._max_body = settings.max_body_chars
         self._max_strikes = settings.max_bad_frames
+        # Sends waiting for their commit. Past ``max_unacked`` the socket is not
+        # read until some are answered, so a client sending faster than the
+        # store commits is slowed by TCP itself instead of queueing without end.
+        self._unacked = 0
+        self._max_unacked = settings.max_unacked
+        self._room: asyncio.Event | None = None
 
     @property
     def author(self) -> p.Author:
@@ -76,6 +83,8 @@ class _Session:
             self._strike(exc, p.client_msg_id_of(text))
             return
         self.hub.metrics.frame(type(frame).__struct_config__.tag)
+        if self._unacked >= self._max_unacked and isinstance(frame, p.Send):
+            await self._wait_for_room()
         try:
             await self.dispatch(frame)
         except ChatError as exc:
@@ -91,6 +100,22 @@ class _Session:
 
     def parse(self, text: str) -> p.AgentFrame:
         raise NotImplementedError
+
+    def _submit(self, new: NewMessage) -> None:
+        self._unacked += 1
+        self.hub.send_message(self.peer, new, self.author, self._settled)
+
+    def _settled(self) -> None:
+        self._unacked -= 1
+        if self._room is not None and self._unacked < self._max_unacked:
+            self._room.set()
+
+    async def _wait_for_room(self) -> None:
+        while self._unacked >= self._max_unacked and self.peer.closing is None:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
 
     async def dispatch(self, frame: p.AgentFrame) -> None:
         raise NotImplementedError
@@ -194,7 +219,7 @@ class VisitorSession(_Session):
             new_conversation_id=None if frame.conversation_id else uuid7(now),
             visitor_id=self.peer.principal_id,
         )
-        self.hub.send_message(self.peer, new, self.author)
+        self._submit(new)
 
     async def hello(self, frame: p.Hello) -> None:
         store = self.hub.store
@@ -360,4 +385,4 @@ class AgentSession(_Session):
             client_msg_id=frame.client_msg_id,
             conversation_id=frame.conversation_id,
         )
-        self.hub.send_message(self.peer, new, self.author)
+        self._submit(new)

@@ -7,7 +7,9 @@ messages shares one transaction and one fsync.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -31,6 +33,8 @@ from chatserver.store.models import (
     Visitor,
 )
 from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter, Tx
+
+CHECKPOINT_SECONDS = 1.0
 
 CONVERSATION_COLUMNS = (
     "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
@@ -138,6 +142,9 @@ class SQLiteStore:
         self._readers: list[aiosqlite.Connection] = []
         self._reader_count = readers
         self._next_reader = 0
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_running: asyncio.Future[None] | None = None
         self.writer = GroupCommitWriter(
             self._connect_writer, max_batch=group_commit_max, observe=observe_batch
         )
@@ -159,6 +166,10 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
+        # SQLite's automatic checkpoint runs inside a commit and stalls it for
+        # tens of milliseconds; ``_checkpoints`` does the same work from its own
+        # connection, beside the writer, instead.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._pragmas(conn)
         _migrate(conn)
         return conn
@@ -171,12 +182,52 @@ class SQLiteStore:
             await reader.execute("PRAGMA busy_timeout = 5000")
             await reader.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._readers.append(reader)
+        self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoints())
 
     async def close(self) -> None:
-        await self.writer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+        if self._checkpoint_running is not None:
+            # A checkpoint may still be at work in its thread: let it finish.
+            with contextlib.suppress(Exception):
+                await self._checkpoint_running
+            self._checkpoint_running = None
         for reader in self._readers:
             await reader.close()
         self._readers.clear()
+        await self.writer.idle()
+        with contextlib.suppress(Exception):
+            # Leave a small database file and an empty WAL behind.
+            await self.writer.run_in_thread(
+                lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            )
+        await self.writer.close()
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+
+    async def _checkpoints(self) -> None:
+        """Copy the WAL into the database now and then, off the commit path."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            self._checkpoint_running = loop.run_in_executor(None, self._checkpoint_once)
+            # Busy or I/O trouble: the next round tries again.
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.shield(self._checkpoint_running)
+            self._checkpoint_running = None
+
+    def _checkpoint_once(self) -> None:
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._pragmas(self._checkpoint_conn)
+        # PASSIVE never waits for the writer or readers: it copies what it can.
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         if not self._readers:

@@ -28,7 +28,7 @@ from chatserver.store.base import Store
 from chatserver.web import api, assets, console, ops
 from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpected
 from chatserver.web.openapi import DOCUMENT
-from chatserver.web.sockets import agent_socket, visitor_socket
+from chatserver.web.sockets import AgentEndpoint, VisitorEndpoint
 from chatserver.web.state import AppState
 
 
@@ -95,8 +95,8 @@ def create_app(
             await the_store.close()
 
     routes: list[Any] = [
-        WebSocketRoute("/ws/visitor", visitor_socket),
-        WebSocketRoute("/ws/agent", agent_socket),
+        WebSocketRoute("/ws/visitor", VisitorEndpoint()),
+        WebSocketRoute("/ws/agent", AgentEndpoint()),
         Mount(
             "/api/v1",
             routes=[Route("/openapi.json", openapi, methods=["GET"]), *api.routes],
