@@ -23,32 +23,63 @@ ALL_TARGETS = ("chatserver", "websockets", "socketio", "channels")
 IDLE_TARGETS = ("chatserver", "websockets")
 
 
+# Defaults, and what --quick uses instead; an option given explicitly wins over both.
+DEFAULTS = {"rates": "5000,10000,20000", "duration": 5.0, "warmup": 1.0, "rooms": 50, "idle": 5000}
+QUICK = {"rates": "500,1000", "duration": 1.0, "warmup": 0.3, "rooms": 5, "idle": 200}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--rates", default="5000,10000,20000",
-                   help="offered msg/s per step, comma separated (default %(default)s)")
-    p.add_argument("--duration", type=float, default=5.0,
-                   help="measured seconds per step (default %(default)s)")
-    p.add_argument("--warmup", type=float, default=1.0,
-                   help="unmeasured seconds at the same rate before each step")
-    p.add_argument("--rooms", type=int, default=50, help="rooms of 1 sender + 1 receiver")
-    p.add_argument("--targets", default=",".join(ALL_TARGETS),
-                   help="comma separated, from: " + ", ".join(ALL_TARGETS))
-    p.add_argument("--idle", type=int, default=5000,
-                   help="idle sockets for the memory test (0 skips it)")
-    p.add_argument("--sync", default="NORMAL", type=str.upper, choices=("NORMAL", "FULL"),
-                   help="chatserver's CHATSERVER_SQLITE_SYNCHRONOUS")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke test: rates 500,1000, 1 s, 5 rooms, 200 idle sockets")
+    p.add_argument(
+        "--rates", help=f"offered msg/s per step, comma separated (default {DEFAULTS['rates']})"
+    )
+    p.add_argument(
+        "--duration", type=float, help=f"measured seconds per step (default {DEFAULTS['duration']})"
+    )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        help=f"unmeasured seconds at the same rate before each step (default {DEFAULTS['warmup']})",
+    )
+    p.add_argument(
+        "--rooms", type=int, help=f"rooms of 1 sender + 1 receiver (default {DEFAULTS['rooms']})"
+    )
+    p.add_argument(
+        "--targets",
+        default=",".join(ALL_TARGETS),
+        help="comma separated, from: " + ", ".join(ALL_TARGETS),
+    )
+    p.add_argument(
+        "--idle",
+        type=int,
+        help=f"idle sockets for the memory test, 0 skips it (default {DEFAULTS['idle']})",
+    )
+    p.add_argument(
+        "--sync",
+        default="NORMAL",
+        type=str.upper,
+        choices=("NORMAL", "FULL"),
+        help="chatserver's CHATSERVER_SQLITE_SYNCHRONOUS (default %(default)s)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: rates 500,1000, 1 s, 5 rooms, 200 idle sockets "
+        "(explicit options still win)",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
-    p.add_argument("--client", choices=("auto", "websockets"), default="auto",
-                   help="load generator client: picows when installed (auto), or the "
-                        "slower websockets asyncio client")
+    p.add_argument(
+        "--client",
+        choices=("auto", "websockets"),
+        default="auto",
+        help="load generator client: picows when installed (auto), or the "
+        "slower websockets asyncio client",
+    )
     p.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = p.parse_args(argv)
-    if args.quick:
-        args.rates, args.duration, args.warmup, args.rooms = "500,1000", 1.0, 0.3, 5
-        args.idle = min(args.idle, 200)
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     try:
         args.rate_list = [float(r) for r in args.rates.split(",") if r.strip()]
     except ValueError:
@@ -99,14 +130,21 @@ class Bench:
     # -- load generator -------------------------------------------------------
 
     def run_loadgen(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
-        argv = servers.pinned([servers.PYTHON, "-m", "bench.loadgen"], servers.LOADGEN_CORE,
-                              self.pin)
+        argv = servers.pinned(
+            [servers.PYTHON, "-m", "bench.loadgen"], servers.LOADGEN_CORE, self.pin
+        )
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(servers.ROOT), env.get("PYTHONPATH", "")) if p
         )
-        proc = subprocess.Popen(argv, cwd=servers.ROOT, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=servers.ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         self.children.append(proc)
         try:
             out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout)
@@ -121,13 +159,21 @@ class Bench:
         result: dict[str, Any] = json.loads(lines[-1])
         return result
 
-    def load_job(self, target: str, server: servers.Server,
-                 options: dict[str, Any]) -> dict[str, Any]:
+    def load_job(
+        self, target: str, server: servers.Server, options: dict[str, Any]
+    ) -> dict[str, Any]:
         a = self.args
         return {
-            "mode": "load", "target": target, "port": server.port, "server_pid": server.pid,
-            "rates": a.rate_list, "duration": a.duration, "warmup": a.warmup,
-            "drain": max(2.0, min(10.0, a.duration)), "rooms": a.rooms, "options": options,
+            "mode": "load",
+            "target": target,
+            "port": server.port,
+            "server_pid": server.pid,
+            "rates": a.rate_list,
+            "duration": a.duration,
+            "warmup": a.warmup,
+            "drain": max(2.0, min(10.0, a.duration)),
+            "rooms": a.rooms,
+            "options": options,
             # Busy-polling is only fair when it cannot steal the server's core.
             "spin": self.pin,
             "client": a.client,
@@ -138,8 +184,10 @@ class Bench:
     def run_target(self, target: str) -> None:
         missing = servers.missing_modules(target)
         if missing:
-            self.notes.append(f"{target}: skipped, missing module(s): {', '.join(missing)}"
-                              " (pip install -e '.[bench]')")
+            self.notes.append(
+                f"{target}: skipped, missing module(s): {', '.join(missing)}"
+                " (pip install -e '.[bench]')"
+            )
             return
         print(f"== {target}", file=sys.stderr, flush=True)
         server = None
@@ -147,12 +195,15 @@ class Bench:
             server, options = self.start_server(target)
             a = self.args
             per_step = a.warmup + a.duration + max(2.0, min(10.0, a.duration)) + 15 + 60
-            result = self.run_loadgen(self.load_job(target, server, options),
-                                      timeout=per_step * len(a.rate_list) + 30)
+            result = self.run_loadgen(
+                self.load_job(target, server, options), timeout=per_step * len(a.rate_list) + 30
+            )
             self.load[target] = result["steps"]
             if server.proc.poll() is not None:
-                self.notes.append(f"{target}: server exited during the run "
-                                  f"(code {server.proc.returncode}):\n{server.log_tail()}")
+                self.notes.append(
+                    f"{target}: server exited during the run "
+                    f"(code {server.proc.returncode}):\n{server.log_tail()}"
+                )
         except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
             self.notes.append(f"{target}: not measured: {exc}")
         finally:
@@ -166,8 +217,14 @@ class Bench:
         server = None
         try:
             server, options = self.start_server(target)
-            job = {"mode": "idle", "target": target, "port": server.port,
-                   "server_pid": server.pid, "count": self.args.idle, "options": options}
+            job = {
+                "mode": "idle",
+                "target": target,
+                "port": server.port,
+                "server_pid": server.pid,
+                "count": self.args.idle,
+                "options": options,
+            }
             self.idle[target] = self.run_loadgen(job, timeout=420)
             failures = self.idle[target].get("failures")
             if failures:
@@ -194,37 +251,57 @@ class Bench:
     def print_report(self, started: float) -> None:
         a = self.args
         print()
-        print(f"chatserver bench: {len(a.rate_list)} rate(s) x {a.duration:g} s "
-              f"(+{a.warmup:g} s warm-up), {a.rooms} rooms of 1 sender + 1 receiver, "
-              f"open loop")
-        print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-              + ("server on core 0, load generator on core 1 (taskset)" if self.pin
-                 else "no CPU pinning"))
+        print(
+            f"chatserver bench: {len(a.rate_list)} rate(s) x {a.duration:g} s "
+            f"(+{a.warmup:g} s warm-up), {a.rooms} rooms of 1 sender + 1 receiver, "
+            f"open loop"
+        )
+        print(
+            f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+            + (
+                "server on core 0, load generator on core 1 (taskset)"
+                if self.pin
+                else "no CPU pinning"
+            )
+        )
         if a.client == "websockets":
             clients.use_picows = False
         print(f"client: {clients.client_name()}; versions: {versions()}")
         if "chatserver" in a.target_list:
-            print(f"chatserver SQLite synchronous mode: {a.sync} "
-                  f"(CHATSERVER_SQLITE_SYNCHRONOUS={a.sync})")
+            print(
+                f"chatserver SQLite synchronous mode: {a.sync} "
+                f"(CHATSERVER_SQLITE_SYNCHRONOUS={a.sync})"
+            )
         print()
-        rows = [row for t in a.target_list if t in self.load
-                for row in report.load_rows(t, self.load[t])]
+        rows = [
+            row
+            for t in a.target_list
+            if t in self.load
+            for row in report.load_rows(t, self.load[t])
+        ]
         if rows:
             print(report.table(report.LOAD_COLUMNS, rows))
         else:
             print("(no load results)")
         if self.idle:
             print()
-            print("Idle sockets (handshake done, then silent; client offers permessage-deflate "
-                  "like a browser)")
-            print(report.table(report.IDLE_COLUMNS,
-                               [report.idle_row(t, r) for t, r in self.idle.items()]))
+            print(
+                "Idle sockets (handshake done, then silent; client offers permessage-deflate "
+                "like a browser)"
+            )
+            print(
+                report.table(
+                    report.IDLE_COLUMNS, [report.idle_row(t, r) for t, r in self.idle.items()]
+                )
+            )
         notes = list(self.notes)
         for t in a.target_list:
             notes.extend(report.step_notes(t, self.load.get(t, [])))
         for label, lines in self.server_problems.items():
-            notes.append(f"{label} server log ({len(lines)} suspicious line(s) shown):\n    "
-                         + "\n    ".join(line[:300] for line in lines))
+            notes.append(
+                f"{label} server log ({len(lines)} suspicious line(s) shown):\n    "
+                + "\n    ".join(line[:300] for line in lines)
+            )
         if notes:
             print()
             print("Notes:")
@@ -233,8 +310,22 @@ class Bench:
         print()
         print(f"total time {time.monotonic() - started:.0f} s")
         if a.json:
-            a.json.write_text(json.dumps({"load": self.load, "idle": self.idle,
-                                          "notes": notes, "sync": a.sync}, indent=1))
+            a.json.write_text(
+                json.dumps(
+                    {"load": self.load, "idle": self.idle, "notes": notes, "sync": a.sync}, indent=1
+                )
+            )
+
+
+def machine_busy_pct(seconds: float = 1.0) -> float:
+    """CPU in use by anything at all, in % of one core, over a short look."""
+    import psutil
+
+    t0 = psutil.cpu_times()
+    time.sleep(seconds)
+    t1 = psutil.cpu_times()
+    busy = (t1.user + t1.nice + t1.system) - (t0.user + t0.nice + t0.system)
+    return 100.0 * busy / seconds
 
 
 def versions() -> str:
@@ -245,6 +336,10 @@ def versions() -> str:
     return ", ".join(out)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -253,11 +348,16 @@ def main(argv: list[str] | None = None) -> int:
         print("bench needs psutil: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     servers.raise_nofile()
-    # SIGTERM becomes SystemExit so the finally below still kills the children.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # SIGTERM is handled like Ctrl-C: children are killed, partial results printed.
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="chatserver-bench-"))
     bench = Bench(args, workdir)
+    busy = machine_busy_pct()
+    if busy > 20:
+        bench.notes.append(
+            f"before the run, other processes kept {busy:.0f}% of a core busy: expect noisy numbers"
+        )
     try:
         bench.run()
     except KeyboardInterrupt:

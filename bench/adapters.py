@@ -207,8 +207,9 @@ class ChatserverAdapter(Adapter):
 
     async def open_room(self, k: int) -> tuple[Conn, Conn]:
         base = f"ws://127.0.0.1:{self.port}"
-        visitor = await connect(f"{base}/ws/visitor", f"visitor {k}",
-                                headers={"Origin": self.options["origin"]})
+        visitor = await connect(
+            f"{base}/ws/visitor", f"visitor {k}", headers={"Origin": self.options["origin"]}
+        )
         visitor.send(b'{"type":"hello"}')
         await self.expect(visitor, lambda d: _type_is(d, "welcome"), "welcome")
         first_id = str(uuid.uuid4())
@@ -218,8 +219,11 @@ class ChatserverAdapter(Adapter):
         if not isinstance(conversation, str) or ack.get("client_msg_id") != first_id:
             raise RuntimeError(f"visitor {k}: unexpected first ack {ack!r}")
 
-        agent = await connect(f"{base}/ws/agent", f"agent {k}",
-                              headers={"Authorization": f"Bearer {self.options['token']}"})
+        agent = await connect(
+            f"{base}/ws/agent",
+            f"agent {k}",
+            headers={"Authorization": f"Bearer {self.options['token']}"},
+        )
         agent.send(f'{{"type":"watch","conversation_id":"{conversation}"}}'.encode())
         await self.expect(agent, lambda d: _type_is(d, "watching"), "watching")
 

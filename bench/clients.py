@@ -146,15 +146,21 @@ class WebsocketsConn(Conn):
             await asyncio.wait_for(self.ws.close(), 2)
 
 
-async def connect(url: str, label: str, headers: Mapping[str, str] | None = None,
-                  handshake_s: float = 10.0) -> Conn:
+async def connect(
+    url: str, label: str, headers: Mapping[str, str] | None = None, handshake_s: float = 10.0
+) -> Conn:
     """Open a client socket without compression (none of the targets needs it)."""
     hdrs = dict(headers or {})
     if use_picows:
         conn = PicowsConn(label)
         transport, _ = await asyncio.wait_for(
-            ws_connect(lambda: _Listener(conn), url, extra_headers=hdrs,
-                       websocket_handshake_timeout=handshake_s, max_frame_size=MAX_FRAME),
+            ws_connect(
+                lambda: _Listener(conn),
+                url,
+                extra_headers=hdrs,
+                websocket_handshake_timeout=handshake_s,
+                max_frame_size=MAX_FRAME,
+            ),
             handshake_s + 1,
         )
         conn.transport = transport
@@ -162,8 +168,14 @@ async def connect(url: str, label: str, headers: Mapping[str, str] | None = None
     from websockets.asyncio.client import connect as ws_connect_fallback
 
     wconn = WebsocketsConn(label)
-    ws = await ws_connect_fallback(url, additional_headers=hdrs, compression=None,
-                                   open_timeout=handshake_s, ping_interval=None, max_size=MAX_FRAME,
-                                   max_queue=None)
+    ws = await ws_connect_fallback(
+        url,
+        additional_headers=hdrs,
+        compression=None,
+        open_timeout=handshake_s,
+        ping_interval=None,
+        max_size=MAX_FRAME,
+        max_queue=None,
+    )
     wconn.start(ws)
     return wconn

@@ -236,8 +236,9 @@ async def quiesce(procs: list[psutil.Process], max_wait: float) -> float:
     return perf() - start
 
 
-async def run_step(job: dict[str, Any], step: int, rate: float,
-                   procs: list[psutil.Process]) -> dict[str, Any]:
+async def run_step(
+    job: dict[str, Any], step: int, rate: float, procs: list[psutil.Process]
+) -> dict[str, Any]:
     cls = ADAPTERS[job["target"]]
     duration = float(job["duration"])
     warmup = float(job["warmup"])
@@ -265,8 +266,9 @@ async def run_step(job: dict[str, Any], step: int, rate: float,
         return result
     result["setup_s"] = perf() - opened
     # Setup traffic must not count; the fast path writes straight into stats.
-    stats = StepStats(rate, int(rate * warmup), max(1, int(rate * duration)),
-                      perf() + 0.05, cls.has_acks)
+    stats = StepStats(
+        rate, int(rate * warmup), max(1, int(rate * duration)), perf() + 0.05, cls.has_acks
+    )
     adapter.sink = stats
     try:
         sampler = asyncio.create_task(sample_window(stats, procs))
@@ -288,15 +290,18 @@ async def run_step(job: dict[str, Any], step: int, rate: float,
     result.update(
         sent=stats.n_meas,
         delivered=stats.recv_in_window / span,
-        p50=pct(lat, 0.50), p99=pct(lat, 0.99), max=lat[-1] if lat else None,
+        p50=pct(lat, 0.50),
+        p99=pct(lat, 0.99),
+        max=lat[-1] if lat else None,
         lost=lost,
         dups=stats.dups,
         stray=stats.stray,
         errors=dict(stats.errors),
         error_samples=stats.error_samples,
         other=dict(stats.other),
-        cpu_per_1k=(window["server_cpu"] / stats.recv_in_window * 1000.0
-                    if stats.recv_in_window else None),
+        cpu_per_1k=(
+            window["server_cpu"] / stats.recv_in_window * 1000.0 if stats.recv_in_window else None
+        ),
         server_cpu_pct=100.0 * window["server_cpu"] / span,
         rss_mb=window["rss"] / 2**20,
         gen_cpu_pct=window["gen_cpu_pct"],
@@ -305,13 +310,18 @@ async def run_step(job: dict[str, Any], step: int, rate: float,
         close_infos=close_infos[:5],
         quiesce_s=waited,
     )
-    gen_lag = sorted((stats.sent[i] - (stats.t0 + i / rate)) * 1000.0
-                     for i in range(stats.n_warm, stats.n_total))
+    gen_lag = sorted(
+        (stats.sent[i] - (stats.t0 + i / rate)) * 1000.0 for i in range(stats.n_warm, stats.n_total)
+    )
     result["gen_lag_p99"] = pct(gen_lag, 0.99)
     if cls.has_acks:
         ack_lat, ack_missing = stats.latencies(stats.ack)
-        result.update(ack_p50=pct(ack_lat, 0.50), ack_p99=pct(ack_lat, 0.99),
-                      ack_max=ack_lat[-1] if ack_lat else None, ack_missing=ack_missing)
+        result.update(
+            ack_p50=pct(ack_lat, 0.50),
+            ack_p99=pct(ack_lat, 0.99),
+            ack_max=ack_lat[-1] if ack_lat else None,
+            ack_missing=ack_missing,
+        )
     order = getattr(adapter, "order_violations", 0)
     if order:
         result["order_violations"] = order
@@ -353,8 +363,13 @@ async def run_idle(job: dict[str, Any]) -> dict[str, Any]:
                 url = f"ws://127.0.0.1:{port}/room/idle-{k}"
                 headers = {}
             try:
-                ws = await connect(url, additional_headers=headers, open_timeout=15,
-                                   ping_interval=None, close_timeout=2)
+                ws = await connect(
+                    url,
+                    additional_headers=headers,
+                    open_timeout=15,
+                    ping_interval=None,
+                    close_timeout=2,
+                )
             except Exception as exc:
                 failures[type(exc).__name__] += 1
                 return

@@ -6,11 +6,28 @@ from collections.abc import Sequence
 from typing import Any
 
 LOAD_COLUMNS = (
-    "target", "offered/s", "delivered/s", "p50 ms", "p99 ms", "max ms",
-    "ack p50", "ack p99", "CPU s/1k", "RSS MB", "lost", "errors", "gen lag p99",
+    "target",
+    "offered/s",
+    "delivered/s",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "ack p50",
+    "ack p99",
+    "CPU s/1k",
+    "RSS MB",
+    "lost",
+    "errors",
+    "gen lag p99",
 )
 IDLE_COLUMNS = (
-    "target", "sockets", "open", "RSS before MB", "RSS after MB", "KiB/socket", "deflate",
+    "target",
+    "sockets",
+    "open",
+    "RSS before MB",
+    "RSS after MB",
+    "KiB/socket",
+    "deflate",
 )
 
 
@@ -23,8 +40,9 @@ def num(value: Any, digits: int = 1) -> str:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(c), *(len(r[k]) for r in rows)) if rows else len(c)
-              for k, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(r[k]) for r in rows)) if rows else len(c) for k, c in enumerate(columns)
+    ]
 
     def line(cells: Sequence[str]) -> str:
         # First column left-aligned (names), numbers right-aligned.
@@ -45,21 +63,23 @@ def load_rows(target: str, steps: Sequence[dict[str, Any]]) -> list[list[str]]:
             rows.append([target, num(int(s["offered"])), "failed", *["-"] * 10])
             continue
         errors = sum(s.get("errors", {}).values())
-        rows.append([
-            target,
-            num(int(s["offered"])),
-            num(s["delivered"], 0),
-            num(s["p50"], 2),
-            num(s["p99"], 2),
-            num(s["max"], 1),
-            num(s.get("ack_p50"), 2),
-            num(s.get("ack_p99"), 2),
-            num(s["cpu_per_1k"], 3),
-            num(s["rss_mb"], 1),
-            num(int(s["lost"])),
-            num(int(errors)),
-            num(s["gen_lag_p99"], 2),
-        ])
+        rows.append(
+            [
+                target,
+                num(int(s["offered"])),
+                num(s["delivered"], 0),
+                num(s["p50"], 2),
+                num(s["p99"], 2),
+                num(s["max"], 1),
+                num(s.get("ack_p50"), 2),
+                num(s.get("ack_p99"), 2),
+                num(s["cpu_per_1k"], 3),
+                num(s["rss_mb"], 1),
+                num(int(s["lost"])),
+                num(int(errors)),
+                num(s["gen_lag_p99"], 2),
+            ]
+        )
     return rows
 
 
@@ -87,13 +107,18 @@ def step_notes(target: str, steps: Sequence[dict[str, Any]]) -> list[str]:
             sample = s.get("error_samples", {}).get(code, "")
             notes.append(f"{rate}: {n} error frame(s) code={code!r}: {sample}")
         if s.get("lost"):
-            notes.append(f"{rate}: {s['lost']} of {s['sent']} measured messages not delivered"
-                         " before the drain deadline (p99/max are then lower bounds)")
+            notes.append(
+                f"{rate}: {s['lost']} of {s['sent']} measured messages not delivered"
+                " before the drain deadline (p99/max are then lower bounds)"
+            )
         if s.get("ack_missing"):
             notes.append(f"{rate}: {s['ack_missing']} acks missing")
-        for key, label in (("dups", "duplicate deliveries"), ("stray", "stray/duplicate frames"),
-                           ("order_violations", "seq order violations"),
-                           ("closed_sockets", "sockets closed by the server")):
+        for key, label in (
+            ("dups", "duplicate deliveries"),
+            ("stray", "stray/duplicate frames"),
+            ("order_violations", "seq order violations"),
+            ("closed_sockets", "sockets closed by the server"),
+        ):
             if s.get(key):
                 notes.append(f"{rate}: {s[key]} {label}")
         if s.get("close_infos"):
@@ -107,12 +132,18 @@ def step_notes(target: str, steps: Sequence[dict[str, Any]]) -> list[str]:
             size = cm.get("chatserver_commit_batch_size_sum", 0) / commits
             n = cm.get("chatserver_commit_seconds_count", 0)
             ms = 1000 * cm.get("chatserver_commit_seconds_sum", 0) / n if n else 0
-            notes.append(f"{rate}: server /metrics over the step: {int(commits)} commits, "
-                         f"{size:.0f} writes per commit, {ms:.1f} ms per commit on average")
+            notes.append(
+                f"{rate}: server /metrics over the step: {int(commits)} commits, "
+                f"{size:.0f} writes per commit, {ms:.1f} ms per commit on average"
+            )
         if (s.get("other_cpu_pct") or 0) > 15:
-            notes.append(f"{rate}: other processes on the machine used "
-                         f"{s['other_cpu_pct']:.0f}% of a core during the window (noisy)")
+            notes.append(
+                f"{rate}: other processes on the machine used "
+                f"{s['other_cpu_pct']:.0f}% of a core during the window (noisy)"
+            )
         if (s.get("gen_lag_p99") or 0) > 5:
-            notes.append(f"{rate}: the load generator fell behind its schedule (gen lag p99 "
-                         f"{s['gen_lag_p99']:.1f} ms): latencies include its own delay")
+            notes.append(
+                f"{rate}: the load generator fell behind its schedule (gen lag p99 "
+                f"{s['gen_lag_p99']:.1f} ms): latencies include its own delay"
+            )
     return notes

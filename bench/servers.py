@@ -174,8 +174,9 @@ def chatserver_env(data_dir: Path, sync: str) -> dict[str, str]:
 
 def create_agent_token(env: dict[str, str], timeout: float = 60.0) -> str:
     argv = [PYTHON, "-m", "chatserver", "token", "create", "--role", "agent", "--name", "bench"]
-    res = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=timeout, check=False)
+    res = subprocess.run(
+        argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
     token = res.stdout.strip()
     if res.returncode != 0 or not token or len(token.split()) != 1:
         raise RuntimeError(
@@ -198,7 +199,9 @@ def start(target: str, workdir: Path, pin: bool, env: dict[str, str] | None = No
     run_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), run_env.get("PYTHONPATH", "")) if p
     )
-    log_path = Path(tempfile.mkstemp(prefix=f"{target}-", suffix=".log", dir=workdir)[1])
+    fd, name = tempfile.mkstemp(prefix=f"{target}-", suffix=".log", dir=workdir)
+    os.close(fd)
+    log_path = Path(name)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             pinned(argv, SERVER_CORE, pin),
@@ -210,5 +213,6 @@ def start(target: str, workdir: Path, pin: bool, env: dict[str, str] | None = No
             preexec_fn=_child_setup,
             start_new_session=True,
         )
-    return Server(target=target, port=port, proc=proc, log_path=log_path, health_path=health,
-                  env=run_env)
+    return Server(
+        target=target, port=port, proc=proc, log_path=log_path, health_path=health, env=run_env
+    )

@@ -68,5 +68,11 @@ application = ProtocolTypeRouter(
 if __name__ == "__main__":
     args = parse_args(__doc__ or "")
     install_uvloop()
-    uvicorn.run(application, host=args.host, port=args.port, log_level="warning",
-                lifespan="off", backlog=4096)
+    uvicorn.run(
+        application,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        lifespan="off",
+        backlog=4096,
+    )

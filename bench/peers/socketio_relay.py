@@ -14,8 +14,9 @@ import uvicorn
 
 from bench.peers import install_uvloop, parse_args
 
-sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", logger=False,
-                           engineio_logger=False)
+sio = socketio.AsyncServer(
+    async_mode="asgi", cors_allowed_origins="*", logger=False, engineio_logger=False
+)
 room_of: dict[str, str] = {}
 
 
@@ -41,5 +42,6 @@ app = socketio.ASGIApp(sio)
 if __name__ == "__main__":
     args = parse_args(__doc__ or "")
     install_uvloop()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="off",
-                backlog=4096)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", lifespan="off", backlog=4096
+    )
