@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -176,6 +179,20 @@ async def running_server(settings: Settings, **app_options: Any) -> AsyncIterato
         server.should_exit = True
         await task
         sock.close()
+
+
+def cli(
+    data_dir: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m chatserver ARGS`` on ``data_dir``, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "chatserver", *args],
+        env={**os.environ, "CHATSERVER_DATA_DIR": str(data_dir), **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def msg_id() -> str:

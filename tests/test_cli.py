@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from chatserver.auth import token_hash, verify_password
 from chatserver.store.sqlite import SQLiteStore
+from tests.helpers import cli
 
-
-def run(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHATSERVER_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "chatserver", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+run = cli
 
 
 async def open_store(data_dir: Path) -> SQLiteStore:
@@ -73,14 +61,7 @@ def test_agent_add_refuses_short_passwords_and_duplicates(tmp_path: Path) -> Non
 
 def test_bad_settings_stop_the_command_with_a_message(tmp_path: Path) -> None:
     """A bad setting value is reported by name and the command exits 2."""
-    env = {**os.environ, "CHATSERVER_DATA_DIR": str(tmp_path), "CHATSERVER_HELLO_TIMEOUT": "soon"}
-    out = subprocess.run(
-        [sys.executable, "-m", "chatserver", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run(tmp_path, "migrate", env={"CHATSERVER_HELLO_TIMEOUT": "soon"})
     assert out.returncode == 2 and "CHATSERVER_HELLO_TIMEOUT" in out.stderr
 
 

@@ -14,20 +14,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 
-from tests.helpers import ORIGIN, Client, free_port, msg_id
-
-
-def cli(data_dir: Path, *args: str) -> str:
-    env = {**os.environ, "CHATSERVER_DATA_DIR": str(data_dir)}
-    out = subprocess.run(
-        [sys.executable, "-m", "chatserver", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout.strip()
+from tests.helpers import ORIGIN, Client, cli, free_port, msg_id
 
 
 @contextmanager
@@ -98,7 +85,7 @@ async def test_sigkill_after_a_burst_loses_no_acknowledged_message(tmp_path: Pat
             except Exception:
                 pass
     assert proc.returncode == -signal.SIGKILL
-    token = cli(tmp_path, "token", "create", "--role", "agent")
+    token = cli(tmp_path, "token", "create", "--role", "agent").stdout.strip()
     port = free_port()
     with server_process(tmp_path, port) as proc:
         await wait_healthy(port, proc)

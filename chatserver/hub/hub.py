@@ -81,6 +81,14 @@ def conversation_frame(conversation: Conversation, *, for_visitor: bool = False)
     )
 
 
+def as_chat_error(exc: BaseException) -> ChatError:
+    """What to tell the client: the error itself if it is ours, else a bare `internal`."""
+    if not isinstance(exc, ChatError):
+        log.error("unexpected error", exc_info=exc)
+        return ChatError()
+    return exc
+
+
 def error_frame(error: ChatError, ref: str | None = None) -> str:
     return p.encode(p.ErrorOut(code=error.code, message=error.message, ref=ref))
 
@@ -252,7 +260,7 @@ class Hub:
             if settled is not None:
                 settled()
             if isinstance(result, BaseException):
-                error = result if isinstance(result, ChatError) else ChatError()
+                error = as_chat_error(result)
                 self.metrics.error(error.code)
                 peer.send(error_frame(error, new.client_msg_id))
                 return
@@ -327,34 +335,32 @@ class Hub:
 
     # ------------------------------------------------------------ typing, read, resume
 
-    def typing(self, peer: Peer, conversation_id: str, state: bool, author: p.Author) -> None:
-        frame = p.encode(p.TypingOut(conversation_id=conversation_id, state=state, author=author))
+    def _publish_unsequenced(
+        self, kind: str, frame: p.ServerFrame, conversation_id: str, origin: Peer
+    ) -> None:
+        """An event outside the seq order (typing, read) to everyone in the conversation but
+        the socket it came from."""
         self.broker.publish(
             Event(
                 topic="c:" + conversation_id,
-                kind="typing",
-                frame=frame,
+                kind=kind,
+                frame=p.encode(frame),
                 conversation_id=conversation_id,
-                origin=peer.conn_id,
+                origin=origin.conn_id,
             )
         )
+
+    def typing(self, peer: Peer, conversation_id: str, state: bool, author: p.Author) -> None:
+        frame = p.TypingOut(conversation_id=conversation_id, state=state, author=author)
+        self._publish_unsequenced("typing", frame, conversation_id, peer)
 
     def read(self, peer: Peer, conversation_id: str, seq: int, author: p.Author) -> None:
         def done(result: int | BaseException) -> None:
             if isinstance(result, BaseException):
-                error = result if isinstance(result, ChatError) else ChatError()
-                peer.send(error_frame(error))
+                peer.send(error_frame(as_chat_error(result)))
                 return
-            frame = p.encode(p.ReadOut(conversation_id=conversation_id, seq=seq, author=author))
-            self.broker.publish(
-                Event(
-                    topic="c:" + conversation_id,
-                    kind="read",
-                    frame=frame,
-                    conversation_id=conversation_id,
-                    origin=peer.conn_id,
-                )
-            )
+            frame = p.ReadOut(conversation_id=conversation_id, seq=seq, author=author)
+            self._publish_unsequenced("read", frame, conversation_id, peer)
 
         self.store.submit_read(
             conversation_id, peer.role, peer.principal_id, seq, self.clock.now_us(), done

@@ -101,7 +101,28 @@ class _Session:
     def parse(self, text: str) -> p.AgentFrame:
         raise NotImplementedError
 
-    def _submit(self, new: NewMessage) -> None:
+    def _submit(
+        self,
+        frame: p.Send,
+        *,
+        conversation_id: str | None,
+        new_conversation: bool = False,
+        visitor_id: str | None = None,
+    ) -> None:
+        """Store ``frame``'s message as this socket's principal, acked once committed."""
+        now = self.hub.clock.now_us()
+        new = NewMessage(
+            message_id=uuid7(now),
+            author_role=self.role,
+            author_id=self.peer.principal_id,
+            kind=frame.kind,
+            body=frame.body,
+            created_at=now,
+            client_msg_id=frame.client_msg_id,
+            conversation_id=conversation_id,
+            new_conversation_id=uuid7(now) if new_conversation else None,
+            visitor_id=visitor_id,
+        )
         self._unacked += 1
         self.hub.send_message(self.peer, new, self.author, self._settled)
 
@@ -206,20 +227,12 @@ class VisitorSession(_Session):
         self._check_body(frame.body)
         if frame.conversation_id is not None:
             self._own(frame.conversation_id)
-        now = self.hub.clock.now_us()
-        new = NewMessage(
-            message_id=uuid7(now),
-            author_role="visitor",
-            author_id=self.peer.principal_id,
-            kind="text",
-            body=frame.body,
-            created_at=now,
-            client_msg_id=frame.client_msg_id,
+        self._submit(
+            frame,
             conversation_id=frame.conversation_id,
-            new_conversation_id=None if frame.conversation_id else uuid7(now),
+            new_conversation=frame.conversation_id is None,
             visitor_id=self.peer.principal_id,
         )
-        self._submit(new)
 
     async def hello(self, frame: p.Hello) -> None:
         store = self.hub.store
@@ -374,15 +387,4 @@ class AgentSession(_Session):
         if frame.conversation_id is None:
             raise BadRequest("conversation_id is required: agents answer existing conversations")
         self._check_body(frame.body)
-        now = self.hub.clock.now_us()
-        new = NewMessage(
-            message_id=uuid7(now),
-            author_role="agent",
-            author_id=self.agent.id,
-            kind=frame.kind,
-            body=frame.body,
-            created_at=now,
-            client_msg_id=frame.client_msg_id,
-            conversation_id=frame.conversation_id,
-        )
-        self._submit(new)
+        self._submit(frame, conversation_id=frame.conversation_id)

@@ -235,8 +235,12 @@ async def test_agents_see_each_other_come_and_go(hub: Hub) -> None:
 async def test_a_fast_sender_is_held_to_max_unacked(hub: Hub) -> None:
     """A socket never has more than max_unacked sends waiting for commit; the rest wait their turn."""
     settings = Settings.from_mapping(
-        {"max_unacked": 3, "rate_limit_per_second": 1e6, "rate_limit_burst": 10**6,
-         "send_queue_max": 10**5}
+        {
+            "max_unacked": 3,
+            "rate_limit_per_second": 1e6,
+            "rate_limit_burst": 10**6,
+            "send_queue_max": 10**5,
+        }
     )
     session = VisitorSession(hub, settings)
     await session.handle('{"type":"hello"}')
@@ -244,15 +248,17 @@ async def test_a_fast_sender_is_held_to_max_unacked(hub: Hub) -> None:
     most = 0
     submit = session._submit
 
-    def counting(new: NewMessage) -> None:
+    def counting(*args: Any, **kwargs: Any) -> None:
         nonlocal most
-        submit(new)
+        submit(*args, **kwargs)
         most = max(most, session._unacked)
 
     session._submit = counting  # type: ignore[method-assign]
     for i in range(300):
         await session.handle(
-            json.dumps({"type": "send", "client_msg_id": f"m{i}", "conversation_id": conv, "body": "x"})
+            json.dumps(
+                {"type": "send", "client_msg_id": f"m{i}", "conversation_id": conv, "body": "x"}
+            )
         )
     await settle(hub)
     acks = [f for f in frames(session.peer) if f["type"] == "ack"]
