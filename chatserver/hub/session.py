@@ -38,6 +38,19 @@ log = logging.getLogger(__name__)
 
 
 class _Session:
+    __slots__ = (
+        "_bucket",
+        "_max_body",
+        "_max_frame",
+        "_max_strikes",
+        "_max_unacked",
+        "_room",
+        "_strikes",
+        "_unacked",
+        "hub",
+        "peer",
+        "settings",
+    )
     role = ""
 
     def __init__(self, hub: Hub, settings: Settings, *, principal_id: str, name: str | None):
@@ -171,6 +184,7 @@ class _Session:
 class VisitorSession(_Session):
     """A visitor's socket: ``hello`` first, then only their own conversations."""
 
+    __slots__ = ("ip", "session_id", "user_agent")
     role = "visitor"
 
     def __init__(
@@ -336,6 +350,7 @@ class VisitorSession(_Session):
 class AgentSession(_Session):
     """An agent's (or bot's) socket, authenticated before it was accepted."""
 
+    __slots__ = ("agent",)
     role = "agent"
 
     def __init__(self, hub: Hub, settings: Settings, agent: Agent) -> None:

@@ -12,7 +12,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatserver import useragent
 from chatserver.broker import broker_from_url
@@ -48,6 +49,29 @@ class _DenialIsNotAnError(logging.Filter):
 _uvicorn_log = logging.getLogger("uvicorn.error")
 if not any(isinstance(f, _DenialIsNotAnError) for f in _uvicorn_log.filters):
     _uvicorn_log.addFilter(_DenialIsNotAnError())
+
+
+class ChatApp(Starlette):
+    """Starlette, with the two socket paths taken before its middleware and router.
+
+    A socket lives for hours; each layer of the stack it passes through stays
+    on it as a suspended coroutine frame and wraps every frame it sends. Going
+    straight to the endpoint saves about a fifth of an idle socket's memory.
+    Everything else (HTTP, lifespan, errors) is plain Starlette.
+    """
+
+    def __init__(self, *, sockets: dict[str, ASGIApp], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sockets = sockets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            endpoint = self.sockets.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 async def openapi(request: Request) -> Response:
@@ -95,8 +119,6 @@ def create_app(
             await the_store.close()
 
     routes: list[Any] = [
-        WebSocketRoute("/ws/visitor", VisitorEndpoint()),
-        WebSocketRoute("/ws/agent", AgentEndpoint()),
         Mount(
             "/api/v1",
             routes=[Route("/openapi.json", openapi, methods=["GET"]), *api.routes],
@@ -107,7 +129,8 @@ def create_app(
         *console.routes,
         *assets.routes(demo=demo),
     ]
-    return Starlette(
+    return ChatApp(
+        sockets={"/ws/visitor": VisitorEndpoint(), "/ws/agent": AgentEndpoint()},
         routes=routes,
         lifespan=lifespan,
         exception_handlers={

@@ -65,7 +65,7 @@ class VisitorEndpoint:
             ip=client.host if client else None,
             user_agent=ws.headers.get("user-agent", ""),
         )
-        await _pump(ws, send, session, hello_timeout=state.settings.hello_timeout)
+        await _pump(receive, send, ws, session, hello_timeout=state.settings.hello_timeout)
 
 
 class AgentEndpoint:
@@ -79,19 +79,29 @@ class AgentEndpoint:
             return
         await ws.accept()
         session = AgentSession(state.hub, state.settings, agent)
-        await _pump(ws, send, session, hello_timeout=None)
+        await _pump(receive, send, ws, session, hello_timeout=None)
 
 
 async def _pump(
-    ws: WebSocket, send: Send, session: _Session, *, hello_timeout: float | None
+    receive: Receive,
+    send: Send,
+    ws: WebSocket,
+    session: _Session,
+    *,
+    hello_timeout: float | None,
 ) -> None:
+    """Hand each received frame to the session until either side ends the socket.
+
+    Frames are read with the server's own ``receive`` (the socket is accepted
+    and only this loop reads it), skipping Starlette's per-call state checks.
+    """
     peer = session.peer
     peer.connect(_SocketTransport(ws, send))
     try:
-        if hello_timeout is not None and not await _until_hello(ws, session, hello_timeout):
+        if hello_timeout is not None and not await _until_hello(receive, session, hello_timeout):
             return
         while peer.closing is None:
-            if not await _one(ws, session):
+            if not await _one(receive, session):
                 break
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away mid-receive
@@ -101,13 +111,13 @@ async def _pump(
         await peer.finished()
 
 
-async def _until_hello(ws: WebSocket, session: _Session, seconds: float) -> bool:
+async def _until_hello(receive: Receive, session: _Session, seconds: float) -> bool:
     """Handle frames until the session said hello; False if time ran out or the client left."""
     peer = session.peer
     try:
         async with asyncio.timeout(seconds):
             while not getattr(session, "ready", True) and peer.closing is None:
-                if not await _one(ws, session):
+                if not await _one(receive, session):
                     return False
     except TimeoutError:
         peer.send(error_frame(BadRequest(f"send hello within {seconds:g} s")))
@@ -116,9 +126,9 @@ async def _until_hello(ws: WebSocket, session: _Session, seconds: float) -> bool
     return True
 
 
-async def _one(ws: WebSocket, session: _Session) -> bool:
+async def _one(receive: Receive, session: _Session) -> bool:
     """Receive and handle one frame; False when the client has gone."""
-    message: dict[str, Any] = await ws.receive()  # type: ignore[assignment]
+    message: dict[str, Any] = await receive()  # type: ignore[assignment]
     if message["type"] == "websocket.disconnect":
         return False
     text = message.get("text")
