@@ -145,6 +145,8 @@ class Hub:
     # ------------------------------------------------------------ peers and topics
 
     def register(self, peer: Peer) -> None:
+        if peer in self._peers:
+            return  # a hello retried after a failed one
         self._peers.add(peer)
         self.metrics.sockets[peer.role] += 1
         if peer.role == "agent":
