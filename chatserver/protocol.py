@@ -49,11 +49,19 @@ class Hello(_ClientFrame, tag="hello"):
     consent: ConsentIn | None = None
 
 
+class Contact(msgspec.Struct, frozen=True):
+    """How to reach a visitor who left a message while nobody was online."""
+
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
 class Send(_ClientFrame, tag="send"):
     client_msg_id: ClientMsgId
     body: Body
     conversation_id: Id | None = None
     kind: Literal["text", "note"] = "text"
+    # Visitors only, with a new conversation: it starts as `pending` with this contact.
+    contact: Contact | None = None
 
 
 class TypingIn(_ClientFrame, tag="typing"):
@@ -183,6 +191,8 @@ class Welcome(_ServerFrame, tag="welcome"):
     account: AccountOut | None
     conversations: list[ConversationSummary]
     policy: Policy
+    agents_online: bool = False
+    open_now: bool = True
     session_id: str | None = None
 
 
@@ -252,6 +262,13 @@ class PresenceAgent(_ServerFrame, tag="presence"):
     status: Literal["online", "away", "offline"]
 
 
+class Availability(_ServerFrame, tag="presence"):
+    """To visitors: whether anyone can answer now (the widget offers a form if not)."""
+
+    agents_online: bool
+    open_now: bool
+
+
 class Pong(_ServerFrame, tag="pong"):
     pass
 
@@ -274,6 +291,7 @@ ServerFrame = (
     | Watching
     | Subscribed
     | PresenceAgent
+    | Availability
     | Pong
     | ErrorOut
 )

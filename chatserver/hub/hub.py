@@ -109,6 +109,9 @@ class Hub:
         self._topics: dict[str, set[Peer]] = {}
         self._inbox: set[Peer] = set()
         self._agents: set[Peer] = set()
+        self._visitors: set[Peer] = set()
+        # Human agents' sockets: while there is one, visitors are told someone is online.
+        self._answering: set[Peer] = set()
         self._online: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._peers: set[Peer] = set()
@@ -144,11 +147,19 @@ class Hub:
 
     # ------------------------------------------------------------ peers and topics
 
-    def register(self, peer: Peer) -> None:
+    def register(self, peer: Peer, *, answers_visitors: bool = False) -> None:
+        """Count a socket in; ``answers_visitors`` for a human agent's (availability)."""
         if peer in self._peers:
             return  # a hello retried after a failed one
         self._peers.add(peer)
         self.metrics.sockets[peer.role] += 1
+        if peer.is_visitor:
+            self._visitors.add(peer)
+        if answers_visitors:
+            was_online = self.agents_online
+            self._answering.add(peer)
+            if not was_online:
+                self._publish_availability()
         if peer.role == "agent":
             self._agents.add(peer)
             count = self._online.get(peer.principal_id, 0) + 1
@@ -166,6 +177,11 @@ class Hub:
         if peer.is_visitor:
             self.detach(peer, "v:" + peer.principal_id)
         self._inbox.discard(peer)
+        self._visitors.discard(peer)
+        if peer in self._answering:
+            self._answering.discard(peer)
+            if not self.agents_online:
+                self._publish_availability()
         if peer.role == "agent":
             self._agents.discard(peer)
             count = self._online.get(peer.principal_id, 1) - 1
@@ -194,6 +210,20 @@ class Hub:
     def online_agents(self) -> list[str]:
         return sorted(self._online)
 
+    @property
+    def agents_online(self) -> bool:
+        """Whether a human agent has a socket open on this node."""
+        return bool(self._answering)
+
+    def availability_frame(self) -> str:
+        # Business hours come later; until then the desk is always open.
+        return p.encode(p.Availability(agents_online=self.agents_online, open_now=True))
+
+    def _publish_availability(self) -> None:
+        self.broker.publish(
+            Event(topic="presence", kind="availability", frame=self.availability_frame())
+        )
+
     # ------------------------------------------------------------ events from the broker
 
     def on_event(self, event: Event) -> None:
@@ -207,6 +237,9 @@ class Hub:
                 peer.send(event.frame)
         elif kind == "presence":
             for peer in tuple(self._agents):
+                peer.send(event.frame)
+        elif kind == "availability":
+            for peer in tuple(self._visitors):
                 peer.send(event.frame)
         else:
             for peer in tuple(self._topics.get(event.topic, ())):
@@ -304,7 +337,7 @@ class Hub:
             id=message.conversation_id,
             visitor_id=message.author_id,
             account_id=None,
-            status="open",
+            status=message.conversation_status,
             assignee_id=None,
             assignee_name=None,
             tags=[],

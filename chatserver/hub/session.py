@@ -121,6 +121,7 @@ class _Session:
         conversation_id: str | None,
         new_conversation: bool = False,
         visitor_id: str | None = None,
+        contact_email: str | None = None,
     ) -> None:
         """Store ``frame``'s message as this socket's principal, acked once committed."""
         now = self.hub.clock.now_us()
@@ -135,6 +136,7 @@ class _Session:
             conversation_id=conversation_id,
             new_conversation_id=uuid7(now) if new_conversation else None,
             visitor_id=visitor_id,
+            contact_email=contact_email,
         )
         self._unacked += 1
         self.hub.send_message(self.peer, new, self.author, self._settled)
@@ -241,11 +243,14 @@ class VisitorSession(_Session):
         self._check_body(frame.body)
         if frame.conversation_id is not None:
             self._own(frame.conversation_id)
+            if frame.contact is not None:
+                raise BadRequest("contact goes with the message that starts a conversation")
         self._submit(
             frame,
             conversation_id=frame.conversation_id,
             new_conversation=frame.conversation_id is None,
             visitor_id=self.peer.principal_id,
+            contact_email=frame.contact.email if frame.contact else None,
         )
 
     async def hello(self, frame: p.Hello) -> None:
@@ -332,6 +337,8 @@ class VisitorSession(_Session):
                         or None,
                         accepted=accepted,
                     ),
+                    agents_online=self.hub.agents_online,
+                    open_now=True,
                     session_id=session_id,
                 )
             )
@@ -356,7 +363,8 @@ class AgentSession(_Session):
     def __init__(self, hub: Hub, settings: Settings, agent: Agent) -> None:
         super().__init__(hub, settings, principal_id=agent.id, name=agent.name)
         self.agent = agent
-        hub.register(self.peer)
+        # Bots (token-made agents) do not count as someone online for visitors.
+        hub.register(self.peer, answers_visitors=agent.kind == "human")
 
     def parse(self, text: str) -> p.AgentFrame:
         return p.parse_agent_frame(text)
@@ -401,5 +409,7 @@ class AgentSession(_Session):
     def send(self, frame: p.Send) -> None:
         if frame.conversation_id is None:
             raise BadRequest("conversation_id is required: agents answer existing conversations")
+        if frame.contact is not None:
+            raise BadRequest("contact is for visitors leaving a message")
         self._check_body(frame.body)
         self._submit(frame, conversation_id=frame.conversation_id)

@@ -161,4 +161,11 @@ CREATE TABLE tombstones (
 );
 """,
     ),
+    (
+        2,
+        "contact left with an offline message",
+        """
+ALTER TABLE conversations ADD COLUMN contact_email TEXT;
+""",
+    ),
 )

@@ -66,6 +66,8 @@ class Conversation(msgspec.Struct, frozen=True):
     last_message_at: int | None
     closed_at: int | None
     legal_hold: bool
+    # The email a visitor left with a message while no agent was online.
+    contact_email: str | None = None
 
 
 class NewMessage(msgspec.Struct, frozen=True):
@@ -83,6 +85,8 @@ class NewMessage(msgspec.Struct, frozen=True):
     # A visitor may write only into their own conversations; checked in the
     # storing transaction too, so no caller can forget it.
     visitor_id: str | None = None
+    # With a new conversation: it starts `pending`, with this way to reach them.
+    contact_email: str | None = None
 
 
 class StoredMessage(msgspec.Struct, frozen=True):
@@ -98,8 +102,9 @@ class StoredMessage(msgspec.Struct, frozen=True):
     client_msg_id: str | None = None
     # True when this client_msg_id had been stored before: nothing new was written.
     duplicate: bool = False
-    # True when storing it started the conversation.
+    # True when storing it started the conversation, and the status it started in.
     created_conversation: bool = False
+    conversation_status: str = "open"
 
 
 class Policy(msgspec.Struct, frozen=True):

@@ -40,7 +40,7 @@ CHECKPOINT_SECONDS = 0.1
 
 CONVERSATION_COLUMNS = (
     "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
-    "c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.legal_hold"
+    "c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.legal_hold, c.contact_email"
 )
 CONVERSATION_FROM = "conversations c LEFT JOIN agents a ON a.id = c.assignee_id"
 
@@ -72,6 +72,7 @@ def _conversation(row: Any) -> Conversation:
         last_message_at=row[10],
         closed_at=row[11],
         legal_hold=bool(row[12]),
+        contact_email=row[13],
     )
 
 
@@ -633,10 +634,19 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         if new.new_conversation_id is None or new.visitor_id is None:
             raise BadRequest("conversation_id is required")
         conversation_id = new.new_conversation_id
+        status = "pending" if new.contact_email else "open"
         conn.execute(
-            "INSERT INTO conversations (id, visitor_id, account_id, created_at, updated_at) "
-            "SELECT ?, id, account_id, ?, ? FROM visitors WHERE id = ?",
-            (conversation_id, new.created_at, new.created_at, new.visitor_id),
+            "INSERT INTO conversations (id, visitor_id, account_id, status, contact_email, "
+            "created_at, updated_at) SELECT ?, id, account_id, ?, ?, ?, ? FROM visitors "
+            "WHERE id = ?",
+            (
+                conversation_id,
+                status,
+                new.contact_email,
+                new.created_at,
+                new.created_at,
+                new.visitor_id,
+            ),
         )
         created = True
     seqs: dict[str, list[Any]] = state.setdefault("seqs", {})
@@ -665,6 +675,7 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         created_at=new.created_at,
         client_msg_id=new.client_msg_id,
         created_conversation=created,
+        conversation_status=status if created else "open",
     )
     state.setdefault("rows", []).append(stored)
     if new.client_msg_id is not None:

@@ -43,6 +43,7 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
         "tags": c.tags,
         "visitor_id": c.visitor_id,
         "account_id": c.account_id,
+        "contact_email": c.contact_email,
         "last_seq": c.last_seq,
         "created_at": format_ts(c.created_at),
         "updated_at": format_ts(c.updated_at),

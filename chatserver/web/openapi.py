@@ -174,6 +174,11 @@ DOCUMENT: dict[str, Any] = {
                     "tags": {"type": "array", "items": {"type": "string"}},
                     "visitor_id": {"type": ["string", "null"]},
                     "account_id": {"type": ["string", "null"]},
+                    "contact_email": {
+                        "type": ["string", "null"],
+                        "description": "Left by the visitor with a message while no agent "
+                        "was online.",
+                    },
                     "last_seq": {"type": "integer"},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},

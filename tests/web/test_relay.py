@@ -359,3 +359,87 @@ async def test_a_long_replay_fits_a_small_send_queue(tmp_path: Path) -> None:
             await v.until("resumed", last_seq=61)
             seqs = [f["seq"] for f in v.seen if f["type"] == "message"]
             assert seqs == list(range(1, 62))
+
+
+async def test_visitors_learn_whether_an_agent_is_online(server: Server) -> None:
+    """welcome says if a human agent is online; visitors hear presence when that changes."""
+    async with server.visitor() as (visitor, welcome):
+        assert welcome["agents_online"] is False and welcome["open_now"] is True
+        token = await server.token()
+        async with server.agent(token):
+            assert await visitor.until("presence") == {
+                "type": "presence",
+                "agents_online": True,
+                "open_now": True,
+            }
+            async with server.visitor() as (_, second):
+                assert second["agents_online"] is True
+            async with server.agent(token):  # a second socket of the same agent: no news
+                pass
+        assert (await visitor.until("presence"))["agents_online"] is False
+        assert [f["agents_online"] for f in visitor.seen if f["type"] == "presence"] == [
+            True,
+            False,
+        ]
+
+
+async def test_bots_do_not_count_as_someone_online(server: Server) -> None:
+    """A bot's socket (a token made by `chatserver token create`) does not make agents_online true."""
+    store = server.state.store
+    bot = await store.add_agent(
+        agent_id="bot-1",
+        email=None,
+        name="Helper bot",
+        role="agent",
+        password_hash=None,
+        now=1,
+        kind="bot",
+    )
+    await store.create_api_token("tok-1", token_hash("cs_bot"), bot.id, 1)
+    async with server.agent("cs_bot") as agent:
+        await agent.send(type="ping")
+        await agent.until("pong")
+        async with server.visitor() as (_, welcome):
+            assert welcome["agents_online"] is False
+
+
+async def test_a_message_left_offline_starts_a_pending_conversation(
+    server: Server, token: str
+) -> None:
+    """A send with a contact email starts the conversation as pending, with that contact."""
+    async with server.agent(token) as agent, server.visitor() as (visitor, _):
+        await agent.send(type="subscribe", inbox="all")
+        await agent.until("subscribed")
+        await visitor.send(
+            type="send",
+            client_msg_id="off",
+            body="Call me back",
+            contact={"email": "kari@example.no"},
+        )
+        ack = await visitor.until("ack", client_msg_id="off")
+        announced = await agent.until("conversation", id=ack["conversation_id"])
+        assert announced["status"] == "pending"
+        async with server.http(token) as http:
+            c = (await http.get(f"/api/v1/conversations/{ack['conversation_id']}")).json()
+        assert c["status"] == "pending" and c["contact_email"] == "kari@example.no"
+        # A contact belongs to the first message only, and must look like an email.
+        await visitor.send(
+            type="send",
+            client_msg_id="x1",
+            conversation_id=ack["conversation_id"],
+            body="b",
+            contact={"email": "kari@example.no"},
+        )
+        assert (await visitor.until("error", ref="x1"))["code"] == "bad_request"
+        await visitor.send(
+            type="send", client_msg_id="x2", body="b", contact={"email": "not-an-email"}
+        )
+        assert (await visitor.until("error", ref="x2"))["code"] == "bad_frame"
+        await agent.send(
+            type="send",
+            client_msg_id="x3",
+            conversation_id=ack["conversation_id"],
+            body="b",
+            contact={"email": "a@b.c"},
+        )
+        assert (await agent.until("error", ref="x3"))["code"] == "bad_request"
