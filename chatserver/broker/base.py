@@ -30,6 +30,8 @@ class Event(msgspec.Struct, frozen=True):
     assignee_id: str | None = None
     prev_assignee_id: str | None = None
     visitor_id: str | None = None
+    # For a ``disconnect``: whose sockets to close, on every node.
+    principal_id: str | None = None
     # The same event as visitors may see it (a conversation change without the
     # agents' tags); None when ``frame`` is fit for everyone.
     visitor_frame: str | None = None

@@ -20,7 +20,7 @@ from typing import Any
 from chatserver import protocol as p
 from chatserver.broker.base import Broker, Event
 from chatserver.clock import Clock, format_ts, uuid7
-from chatserver.errors import CLOSE_GOING_AWAY, BadRequest, ChatError, NotFound
+from chatserver.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, BadRequest, ChatError, NotFound
 from chatserver.hub.peer import Cursor, Peer
 from chatserver.metrics import Metrics
 from chatserver.store.base import Store
@@ -219,6 +219,17 @@ class Hub:
         # Business hours come later; until then the desk is always open.
         return p.encode(p.Availability(agents_online=self.agents_online, open_now=True))
 
+    def disconnect_agent(self, agent_id: str, error: ChatError) -> None:
+        """Close every socket of this agent, on every node, telling them why."""
+        self.broker.publish(
+            Event(
+                topic="presence",
+                kind="disconnect",
+                frame=error_frame(error),
+                principal_id=agent_id,
+            )
+        )
+
     def _publish_availability(self) -> None:
         self.broker.publish(
             Event(topic="presence", kind="availability", frame=self.availability_frame())
@@ -238,6 +249,11 @@ class Hub:
         elif kind == "presence":
             for peer in tuple(self._agents):
                 peer.send(event.frame)
+        elif kind == "disconnect":
+            for peer in tuple(self._agents):
+                if peer.principal_id == event.principal_id:
+                    peer.send(event.frame)
+                    peer.close(CLOSE_POLICY, "agent deactivated")
         elif kind == "availability":
             for peer in tuple(self._visitors):
                 peer.send(event.frame)

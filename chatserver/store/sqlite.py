@@ -516,6 +516,44 @@ class SQLiteStore:
         row = await self._row(f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?", (agent_id,))
         return _agent(row) if row else None
 
+    async def list_agents(self) -> list[Agent]:
+        rows = await self._rows(f"SELECT {AGENT_COLUMNS} FROM agents ORDER BY name, id")
+        return [_agent(row) for row in rows]
+
+    async def update_agent(
+        self,
+        agent_id: str,
+        *,
+        name: str | None = None,
+        role: str | None = None,
+        active: bool | None = None,
+        password_hash: str | None = None,
+    ) -> Agent:
+        def op(conn: sqlite3.Connection, tx: Tx) -> Agent:
+            sets: list[str] = []
+            params: list[Any] = []
+            for column, value in (
+                ("name", name),
+                ("role", role),
+                ("active", None if active is None else int(active)),
+                ("password_hash", password_hash),
+            ):
+                if value is not None:
+                    sets.append(f"{column} = ?")
+                    params.append(value)
+            if sets:
+                conn.execute(
+                    f"UPDATE agents SET {', '.join(sets)} WHERE id = ?", (*params, agent_id)
+                )
+            row = conn.execute(
+                f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?", (agent_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such agent")
+            return _agent(row)
+
+        return await self.writer.run(op)
+
     async def agent_credentials(self, email: str) -> tuple[Agent, str | None] | None:
         row = await self._row(
             f"SELECT {AGENT_COLUMNS}, password_hash FROM agents WHERE email = ?", (email,)

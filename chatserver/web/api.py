@@ -64,7 +64,7 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
     }
 
 
-def _state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
     return request.app.state.chat  # type: ignore[no-any-return]
 
 
@@ -81,7 +81,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-async def _json_body(request: Request, shape: type[Any]) -> Any:
+async def json_body(request: Request, shape: type[Any]) -> Any:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise BadRequest("send a JSON body with Content-Type: application/json")
     body = b""
@@ -98,7 +98,7 @@ async def _json_body(request: Request, shape: type[Any]) -> Any:
 
 
 async def list_conversations(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     agent = await require(request, "agent")
     q = request.query_params
     status = q.get("status") or None
@@ -129,13 +129,13 @@ async def _conversation(state: AppState, request: Request) -> Conversation:
 
 
 async def get_conversation(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await require(request, "agent")
     return JSONResponse(conversation_json(await _conversation(state, request)))
 
 
 async def list_messages(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await require(request, "agent")
     conversation = await _conversation(state, request)
     cursor = request.query_params.get("cursor")
@@ -158,9 +158,9 @@ async def list_messages(request: Request) -> Response:
 
 
 async def post_message(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     agent = await require(request, "agent")
-    body: PostMessage = await _json_body(request, PostMessage)
+    body: PostMessage = await json_body(request, PostMessage)
     if not body.body.strip():
         raise BadRequest("body is empty")
     if len(body.body) > state.settings.max_body_chars:
@@ -193,9 +193,9 @@ async def post_message(request: Request) -> Response:
 
 
 async def patch_conversation(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await require(request, "agent")
-    body: PatchConversation = await _json_body(request, PatchConversation)
+    body: PatchConversation = await json_body(request, PatchConversation)
     conversation = await state.hub.update_conversation(
         request.path_params["id"],
         status=None if body.status is msgspec.UNSET else body.status,

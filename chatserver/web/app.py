@@ -26,7 +26,7 @@ from chatserver.metrics import Metrics
 from chatserver.sessions import load_secret_key
 from chatserver.store import store_from_url
 from chatserver.store.base import Store
-from chatserver.web import api, assets, console, ops
+from chatserver.web import api, api_agents, assets, console, ops
 from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpected
 from chatserver.web.openapi import DOCUMENT
 from chatserver.web.sockets import AgentEndpoint, VisitorEndpoint
@@ -121,7 +121,11 @@ def create_app(
     routes: list[Any] = [
         Mount(
             "/api/v1",
-            routes=[Route("/openapi.json", openapi, methods=["GET"]), *api.routes],
+            routes=[
+                Route("/openapi.json", openapi, methods=["GET"]),
+                *api.routes,
+                *api_agents.routes,
+            ],
         ),
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/readyz", ops.readyz, methods=["GET"]),

@@ -25,7 +25,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Bad input (`bad_request`).",
         401: "No or unknown bearer token (`unauthorized`).",
         403: "The token's role does not allow this (`forbidden`).",
-        404: "No such conversation (`not_found`).",
+        404: "No such conversation or agent (`not_found`).",
         409: "Conflicts with stored data (`conflict`).",
         413: "Body too large (`too_large`).",
         503: "The store cannot be reached (`unavailable`).",
@@ -137,6 +137,43 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "201": _json(_ref("Ack"), "Stored."),
                     "200": _json(_ref("Ack"), "Stored before with this client_msg_id."),
+                    **_errors(400, 404, 409, 413, *_AUTH),
+                },
+            },
+        },
+        "/agents": {
+            "get": {
+                "operationId": "listAgents",
+                "summary": "Every agent and bot, with whether they are online (admin).",
+                "responses": {
+                    "200": _json(_ref("AgentPage"), "All agents."),
+                    **_errors(*_AUTH),
+                },
+            },
+            "post": {
+                "operationId": "addAgent",
+                "summary": "Add an agent with a password (admin).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewAgent")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Agent"), "Added."),
+                    **_errors(400, 409, 413, *_AUTH),
+                },
+            },
+        },
+        "/agents/{id}": {
+            "parameters": [_ID],
+            "patch": {
+                "operationId": "changeAgent",
+                "summary": "Rename, change role, or (de)activate an agent (admin).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("AgentChange")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Agent"), "The changed agent."),
                     **_errors(400, 404, 409, 413, *_AUTH),
                 },
             },
@@ -253,6 +290,54 @@ DOCUMENT: dict[str, Any] = {
                     "client_msg_id": {"type": "string", "minLength": 1, "maxLength": 100},
                     "body": {"type": "string", "minLength": 1},
                     "kind": {"type": "string", "enum": ["text", "note"], "default": "text"},
+                },
+            },
+            "Agent": {
+                "type": "object",
+                "required": ["id", "email", "name", "role", "kind", "active", "online"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "email": {"type": ["string", "null"]},
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": ["agent", "admin", "compliance"]},
+                    "kind": {"type": "string", "enum": ["human", "bot"]},
+                    "active": {"type": "boolean"},
+                    "online": {"type": "boolean"},
+                },
+            },
+            "AgentPage": {
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Agent")},
+                    "next_cursor": {"type": "null"},
+                },
+            },
+            "NewAgent": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["email", "name", "password"],
+                "properties": {
+                    "email": {"type": "string", "maxLength": 254},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+                    "role": {
+                        "type": "string",
+                        "enum": ["agent", "admin", "compliance"],
+                        "default": "agent",
+                    },
+                },
+            },
+            "AgentChange": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "role": {"type": "string", "enum": ["agent", "admin", "compliance"]},
+                    "active": {
+                        "type": "boolean",
+                        "description": "false closes the agent's open sockets at once.",
+                    },
                 },
             },
             "Ack": {
