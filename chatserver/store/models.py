@@ -36,6 +36,7 @@ class SessionInfo(msgspec.Struct, frozen=True):
     page_title: str | None = None
     referrer: str | None = None
     locale: str | None = None
+    ended_at: int | None = None
 
 
 class Agent(msgspec.Struct, frozen=True):

@@ -327,8 +327,8 @@ class SQLiteStore:
     async def sessions_of(self, visitor_id: str) -> list[SessionInfo]:
         rows = await self._rows(
             "SELECT id, visitor_id, started_at, ip, user_agent, device_class, browser, os, "
-            "page_url, page_title, referrer, locale FROM visitor_sessions WHERE visitor_id = ? "
-            "ORDER BY started_at",
+            "page_url, page_title, referrer, locale, ended_at FROM visitor_sessions "
+            "WHERE visitor_id = ? ORDER BY started_at",
             (visitor_id,),
         )
         return [SessionInfo(*row) for row in rows]

@@ -141,6 +141,18 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/conversations/{id}/visitor": {
+            "parameters": [_ID],
+            "get": {
+                "operationId": "getConversationVisitor",
+                "summary": "The visitor panel: account, sessions (device, browser, pages), "
+                "other conversations. `ip` only for admin and compliance (P4).",
+                "responses": {
+                    "200": _json(_ref("VisitorPanel"), "The visitor."),
+                    **_errors(404, *_AUTH),
+                },
+            },
+        },
         "/agents": {
             "get": {
                 "operationId": "listAgents",
@@ -290,6 +302,46 @@ DOCUMENT: dict[str, Any] = {
                     "client_msg_id": {"type": "string", "minLength": 1, "maxLength": 100},
                     "body": {"type": "string", "minLength": 1},
                     "kind": {"type": "string", "enum": ["text", "note"], "default": "text"},
+                },
+            },
+            "VisitorSession": {
+                "type": "object",
+                "required": ["id", "started_at", "device_class", "browser", "os", "page_url"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "ended_at": {"type": ["string", "null"], "format": "date-time"},
+                    "device_class": {"type": ["string", "null"]},
+                    "browser": {"type": ["string", "null"]},
+                    "os": {"type": ["string", "null"]},
+                    "page_url": {"type": ["string", "null"]},
+                    "page_title": {"type": ["string", "null"]},
+                    "referrer": {"type": ["string", "null"]},
+                    "locale": {"type": ["string", "null"]},
+                    "ip": {
+                        "type": ["string", "null"],
+                        "description": "Present only for admin and compliance callers.",
+                    },
+                },
+            },
+            "VisitorPanel": {
+                "type": "object",
+                "required": ["visitor_id", "account", "sessions", "conversations"],
+                "properties": {
+                    "visitor_id": {"type": "string"},
+                    "account": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "name": {"type": ["string", "null"]},
+                            "email": {"type": ["string", "null"]},
+                            "phone": {"type": ["string", "null"]},
+                            "verified_by": {"type": ["string", "null"]},
+                            "verified_at": {"type": ["string", "null"]},
+                        },
+                    },
+                    "sessions": {"type": "array", "items": _ref("VisitorSession")},
+                    "conversations": {"type": "array", "items": _ref("Conversation")},
                 },
             },
             "Agent": {
