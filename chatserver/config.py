@@ -84,6 +84,20 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "auto_assign",
+        bool,
+        True,
+        "Give each new conversation to the next online agent (round-robin) who has fewer "
+        "than `agent_capacity` open conversations; else it waits in Unassigned.",
+    ),
+    Setting(
+        "agent_capacity",
+        int,
+        5,
+        "Open or pending conversations an agent may hold before auto-assignment skips them.",
+        minimum=1,
+    ),
+    Setting(
         "max_frame_bytes",
         int,
         65536,

@@ -99,9 +99,25 @@ class Unsubscribe(_ClientFrame, tag="unsubscribe"):
     pass
 
 
+class SetStatus(_ClientFrame, tag="status"):
+    """An agent says they are away (no new conversations, not counted as online) or back."""
+
+    status: Literal["online", "away"]
+
+
 VisitorFrame = Hello | Send | TypingIn | ReadIn | Resume | Ping
 AgentFrame = (
-    Hello | Send | TypingIn | ReadIn | Resume | Ping | Watch | Unwatch | Subscribe | Unsubscribe
+    Hello
+    | Send
+    | TypingIn
+    | ReadIn
+    | Resume
+    | Ping
+    | Watch
+    | Unwatch
+    | Subscribe
+    | Unsubscribe
+    | SetStatus
 )
 
 _visitor_decoder = msgspec.json.Decoder(VisitorFrame)

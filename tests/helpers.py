@@ -145,6 +145,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "data_dir": str(data_dir),
         "allowed_origins": [ORIGIN],
         "sqlite_synchronous": "NORMAL",
+        # Tests that want routing turn it on; elsewhere it would assign behind their back.
+        "auto_assign": False,
     }
     values.update(overrides)
     return Settings.from_mapping(values)

@@ -13,8 +13,9 @@ changes for agents) and ``presence``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from chatserver import protocol as p
@@ -22,6 +23,7 @@ from chatserver.broker.base import Broker, Event
 from chatserver.clock import Clock, format_ts, uuid7
 from chatserver.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, BadRequest, ChatError, NotFound
 from chatserver.hub.peer import Cursor, Peer
+from chatserver.hub.presence import Presence
 from chatserver.metrics import Metrics
 from chatserver.store.base import Store
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
@@ -101,7 +103,10 @@ class Hub:
         *,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
+        assign_capacity: int | None = None,
     ) -> None:
+        """``assign_capacity``: auto-assign new conversations to agents holding fewer than
+        this many open ones; None leaves them in Unassigned."""
         self.store = store
         self.broker = broker
         self.clock = clock or Clock()
@@ -110,9 +115,10 @@ class Hub:
         self._inbox: set[Peer] = set()
         self._agents: set[Peer] = set()
         self._visitors: set[Peer] = set()
-        # Human agents' sockets: while there is one, visitors are told someone is online.
-        self._answering: set[Peer] = set()
-        self._online: dict[str, int] = {}
+        self.presence = Presence()
+        self._assign_capacity = assign_capacity
+        self._assign_lock = asyncio.Lock()
+        self._last_assigned = ""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._peers: set[Peer] = set()
 
@@ -147,25 +153,18 @@ class Hub:
 
     # ------------------------------------------------------------ peers and topics
 
-    def register(self, peer: Peer, *, answers_visitors: bool = False) -> None:
-        """Count a socket in; ``answers_visitors`` for a human agent's (availability)."""
+    def register(self, peer: Peer, *, human: bool = False) -> None:
+        """Count a socket in; an agent's ``human`` says whether it can answer visitors."""
         if peer in self._peers:
             return  # a hello retried after a failed one
         self._peers.add(peer)
         self.metrics.sockets[peer.role] += 1
         if peer.is_visitor:
             self._visitors.add(peer)
-        if answers_visitors:
-            was_online = self.agents_online
-            self._answering.add(peer)
-            if not was_online:
-                self._publish_availability()
-        if peer.role == "agent":
-            self._agents.add(peer)
-            count = self._online.get(peer.principal_id, 0) + 1
-            self._online[peer.principal_id] = count
-            if count == 1:
-                self._publish_presence(peer, "online")
+            return
+        self._agents.add(peer)
+        with self._presence_changes(peer.principal_id, peer.name):
+            self.presence.join(peer.principal_id, peer.name or "", human=human)
 
     def unregister(self, peer: Peer) -> None:
         if peer not in self._peers:
@@ -176,20 +175,27 @@ class Hub:
             peer.untrack(cid)
         if peer.is_visitor:
             self.detach(peer, "v:" + peer.principal_id)
+            self._visitors.discard(peer)
+            return
         self._inbox.discard(peer)
-        self._visitors.discard(peer)
-        if peer in self._answering:
-            self._answering.discard(peer)
-            if not self.agents_online:
-                self._publish_availability()
-        if peer.role == "agent":
-            self._agents.discard(peer)
-            count = self._online.get(peer.principal_id, 1) - 1
-            if count <= 0:
-                self._online.pop(peer.principal_id, None)
-                self._publish_presence(peer, "offline")
-            else:
-                self._online[peer.principal_id] = count
+        self._agents.discard(peer)
+        with self._presence_changes(peer.principal_id, peer.name):
+            self.presence.leave(peer.principal_id)
+
+    def set_away(self, peer: Peer, away: bool) -> None:
+        """An agent says they are away (or back): other agents and visitors hear of it."""
+        with self._presence_changes(peer.principal_id, peer.name):
+            self.presence.set_away(peer.principal_id, away)
+
+    @contextlib.contextmanager
+    def _presence_changes(self, agent_id: str, name: str | None) -> Iterator[None]:
+        """Publish what a presence change changed: the agent's status, visitors' availability."""
+        status, answering = self.presence.status(agent_id), self.presence.anyone_answering
+        yield
+        if self.presence.status(agent_id) != status:
+            self._publish_presence(agent_id, name, self.presence.status(agent_id))
+        if self.presence.anyone_answering != answering:
+            self._publish_availability()
 
     def attach(self, peer: Peer, topic: str) -> None:
         peers = self._topics.get(topic)
@@ -208,12 +214,12 @@ class Hub:
             self.spawn(self.broker.unsubscribe(topic))
 
     def online_agents(self) -> list[str]:
-        return sorted(self._online)
+        return self.presence.agent_ids()
 
     @property
     def agents_online(self) -> bool:
-        """Whether a human agent has a socket open on this node."""
-        return bool(self._answering)
+        """Whether a human agent who is not away has a socket open on this node."""
+        return self.presence.anyone_answering
 
     def availability_frame(self) -> str:
         # Business hours come later; until then the desk is always open.
@@ -283,10 +289,10 @@ class Hub:
         for peer in targets:
             peer.send(visitor_frame if peer.is_visitor else event.frame)
 
-    def _publish_presence(self, peer: Peer, status: str) -> None:
+    def _publish_presence(self, agent_id: str, name: str | None, status: str) -> None:
         frame = p.encode(
             p.PresenceAgent(
-                agent=p.Assignee(id=peer.principal_id, name=peer.name or ""),
+                agent=p.Assignee(id=agent_id, name=name or ""),
                 status=status,  # type: ignore[arg-type]
             )
         )
@@ -336,6 +342,8 @@ class Hub:
             if origin is not None:
                 origin.track(cid, syncing=False)
             self._announce_new_conversation(message)
+            if self._assign_capacity is not None:
+                self.spawn(self.auto_assign(cid))
         self.broker.publish(
             Event(
                 topic="c:" + cid,
@@ -347,6 +355,32 @@ class Hub:
                 origin=origin.conn_id if origin is not None else None,
             )
         )
+
+    async def auto_assign(self, conversation_id: str) -> str | None:
+        """Give a new conversation to the next agent in turn who is online and under capacity.
+
+        Answers the agent's id, or None when nobody can take it (it stays in
+        Unassigned). One assignment at a time, so two new conversations never
+        both see the same agent as under capacity.
+        """
+        if self._assign_capacity is None:
+            return None
+        async with self._assign_lock:
+            candidates = self.presence.answering()
+            if not candidates:
+                return None
+            load = await self.store.assigned_load(candidates)
+            # Round-robin: start after the agent who got the last one.
+            start = next((i for i, a in enumerate(candidates) if a > self._last_assigned), 0)
+            for agent_id in candidates[start:] + candidates[:start]:
+                if load.get(agent_id, 0) < self._assign_capacity:
+                    try:
+                        await self.update_conversation(conversation_id, assignee_id=agent_id)
+                    except ChatError:
+                        continue  # deactivated meanwhile: try the next
+                    self._last_assigned = agent_id
+                    return agent_id
+            return None
 
     def _announce_new_conversation(self, message: StoredMessage) -> None:
         conversation = Conversation(

@@ -364,7 +364,7 @@ class AgentSession(_Session):
         super().__init__(hub, settings, principal_id=agent.id, name=agent.name)
         self.agent = agent
         # Bots (token-made agents) do not count as someone online for visitors.
-        hub.register(self.peer, answers_visitors=agent.kind == "human")
+        hub.register(self.peer, human=agent.kind == "human")
 
     def parse(self, text: str) -> p.AgentFrame:
         return p.parse_agent_frame(text)
@@ -393,6 +393,8 @@ class AgentSession(_Session):
             peer.send(p.encode(p.Subscribed(inbox=frame.inbox)))
         elif isinstance(frame, p.Unsubscribe):
             hub.subscribe_inbox(peer, None)
+        elif isinstance(frame, p.SetStatus):
+            hub.set_away(peer, frame.status == "away")
         elif isinstance(frame, p.Hello):
             peer.send(
                 p.encode(

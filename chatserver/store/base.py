@@ -50,6 +50,7 @@ class Store(Protocol):
         cursor: str | None = None,
         limit: int = 50,
     ) -> ConversationPage: ...
+    async def assigned_load(self, agent_ids: list[str]) -> dict[str, int]: ...
     async def update_conversation(
         self,
         conversation_id: str,

@@ -393,6 +393,18 @@ class SQLiteStore:
             next_cursor = encode_cursor(last.updated_at, last.id)
         return ConversationPage(items=items, next_cursor=next_cursor)
 
+    async def assigned_load(self, agent_ids: list[str]) -> dict[str, int]:
+        """How many conversations that are not resolved each of these agents holds."""
+        if not agent_ids:
+            return {}
+        marks = ",".join("?" * len(agent_ids))
+        rows = await self._rows(
+            f"SELECT assignee_id, count(*) FROM conversations WHERE assignee_id IN ({marks}) "
+            "AND status != 'resolved' GROUP BY assignee_id",
+            tuple(agent_ids),
+        )
+        return {row[0]: row[1] for row in rows}
+
     async def update_conversation(
         self,
         conversation_id: str,

@@ -100,7 +100,13 @@ def create_app(
         )
         the_broker = broker or broker_from_url(settings.broker)
         await the_store.open()
-        hub = Hub(the_store, the_broker, clock=clock, metrics=metrics)
+        hub = Hub(
+            the_store,
+            the_broker,
+            clock=clock,
+            metrics=metrics,
+            assign_capacity=settings.agent_capacity if settings.auto_assign else None,
+        )
         await hub.start()
         await asyncio.to_thread(useragent.warm_up)
         app.state.chat = AppState(
