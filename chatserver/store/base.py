@@ -8,7 +8,7 @@ loop after commit with the result or the error. Every other write is awaited.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatserver.store.models import (
     Account,
@@ -51,6 +51,7 @@ class Store(Protocol):
         limit: int = 50,
     ) -> ConversationPage: ...
     async def assigned_load(self, agent_ids: list[str]) -> dict[str, int]: ...
+    async def stats_rows(self, start: int, end: int) -> dict[str, list[Any]]: ...
     async def update_conversation(
         self,
         conversation_id: str,

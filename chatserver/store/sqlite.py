@@ -393,6 +393,36 @@ class SQLiteStore:
             next_cursor = encode_cursor(last.updated_at, last.id)
         return ConversationPage(items=items, next_cursor=next_cursor)
 
+    async def stats_rows(self, start: int, end: int) -> dict[str, list[Any]]:
+        """The raw aggregates behind the stats page, for conversations started in [start, end)."""
+        per_day = await self._rows(
+            "SELECT date(created_at / 1000000, 'unixepoch'), count(*) FROM conversations "
+            "WHERE created_at >= ? AND created_at < ? GROUP BY 1 ORDER BY 1",
+            (start, end),
+        )
+        first = await self._rows(
+            "SELECT (SELECT min(m.created_at) FROM messages m WHERE m.conversation_id = c.id "
+            "AND m.author_role = 'agent' AND m.kind = 'text') - c.created_at "
+            "FROM conversations c WHERE c.created_at >= ? AND c.created_at < ?",
+            (start, end),
+        )
+        resolved = await self._rows(
+            "SELECT closed_at - created_at FROM conversations WHERE status = 'resolved' "
+            "AND closed_at IS NOT NULL AND created_at >= ? AND created_at < ?",
+            (start, end),
+        )
+        devices = await self._rows(
+            "SELECT device_class, count(*) FROM visitor_sessions "
+            "WHERE started_at >= ? AND started_at < ? GROUP BY 1 ORDER BY 2 DESC",
+            (start, end),
+        )
+        return {
+            "per_day": [(r[0], r[1]) for r in per_day],
+            "first_responses": [r[0] for r in first if r[0] is not None],
+            "resolutions": [r[0] for r in resolved],
+            "devices": [(r[0], r[1]) for r in devices],
+        }
+
     async def assigned_load(self, agent_ids: list[str]) -> dict[str, int]:
         """How many conversations that are not resolved each of these agents holds."""
         if not agent_ids:

@@ -153,6 +153,22 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/stats": {
+            "get": {
+                "operationId": "getStats",
+                "summary": "Aggregates only (P10): conversations per UTC day, first response "
+                "and resolution times, device mix. Counts under 5 and durations over fewer "
+                "than 5 samples are null (admin).",
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+                    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+                ],
+                "responses": {
+                    "200": _json(_ref("Stats"), "The aggregates."),
+                    **_errors(400, *_AUTH),
+                },
+            },
+        },
         "/agents": {
             "get": {
                 "operationId": "listAgents",
@@ -342,6 +358,64 @@ DOCUMENT: dict[str, Any] = {
                     },
                     "sessions": {"type": "array", "items": _ref("VisitorSession")},
                     "conversations": {"type": "array", "items": _ref("Conversation")},
+                },
+            },
+            "Stats": {
+                "type": "object",
+                "required": [
+                    "from",
+                    "to",
+                    "suppressed_below",
+                    "conversations_per_day",
+                    "conversations",
+                    "first_response_seconds",
+                    "resolution_seconds",
+                    "device_mix",
+                ],
+                "properties": {
+                    "from": {"type": "string", "format": "date"},
+                    "to": {"type": "string", "format": "date"},
+                    "suppressed_below": {"type": "integer"},
+                    "conversations": {"type": ["integer", "null"]},
+                    "conversations_per_day": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["day", "conversations"],
+                            "properties": {
+                                "day": {"type": "string", "format": "date"},
+                                "conversations": {"type": ["integer", "null"]},
+                            },
+                        },
+                    },
+                    "first_response_seconds": {
+                        "type": "object",
+                        "required": ["count", "median", "p90"],
+                        "properties": {
+                            "count": {"type": ["integer", "null"]},
+                            "median": {"type": ["number", "null"]},
+                            "p90": {"type": ["number", "null"]},
+                        },
+                    },
+                    "resolution_seconds": {
+                        "type": "object",
+                        "required": ["count", "median"],
+                        "properties": {
+                            "count": {"type": ["integer", "null"]},
+                            "median": {"type": ["number", "null"]},
+                        },
+                    },
+                    "device_mix": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["device_class", "sessions"],
+                            "properties": {
+                                "device_class": {"type": "string"},
+                                "sessions": {"type": ["integer", "null"]},
+                            },
+                        },
+                    },
                 },
             },
             "Agent": {
