@@ -47,6 +47,8 @@ class Store(Protocol):
         assignee_id: str | None = None,
         unassigned: bool = False,
         q: str | None = None,
+        tag: str | None = None,
+        reader_id: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> ConversationPage: ...

@@ -69,6 +69,8 @@ class Conversation(msgspec.Struct, frozen=True):
     legal_hold: bool
     # The email a visitor left with a message while no agent was online.
     contact_email: str | None = None
+    # Where the asking agent has read up to (listings only).
+    read_seq: int | None = None
 
 
 class NewMessage(msgspec.Struct, frozen=True):

@@ -357,11 +357,17 @@ class SQLiteStore:
         assignee_id: str | None = None,
         unassigned: bool = False,
         q: str | None = None,
+        tag: str | None = None,
+        reader_id: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> ConversationPage:
+        """Newest activity first. With ``reader_id`` each item carries that agent's read seq."""
         where: list[str] = []
         params: list[Any] = []
+        if tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)")
+            params.append(tag)
         if status is not None:
             where.append("c.status = ?")
             params.append(status)
@@ -381,12 +387,19 @@ class SQLiteStore:
             updated_at, last_id = decode_cursor(cursor, (int, str))
             where.append("(c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))")
             params += [updated_at, updated_at, last_id]
-        sql = f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM}"
+        sql = (
+            f"SELECT {CONVERSATION_COLUMNS}, r.seq FROM {CONVERSATION_FROM} "
+            "LEFT JOIN conversation_reads r ON r.conversation_id = c.id "
+            "AND r.reader_role = 'agent' AND r.reader_id = ?"
+        )
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
-        rows = await self._rows(sql, (*params, limit + 1))
-        items = [_conversation(row) for row in rows[:limit]]
+        rows = await self._rows(sql, (reader_id, *params, limit + 1))
+        items = [
+            msgspec.structs.replace(_conversation(row), read_seq=row[14] or 0)
+            for row in rows[:limit]
+        ]
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]

@@ -49,6 +49,7 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
         "updated_at": format_ts(c.updated_at),
         "last_message_at": format_ts(c.last_message_at) if c.last_message_at else None,
         "closed_at": format_ts(c.closed_at) if c.closed_at else None,
+        **({} if c.read_seq is None else {"unread": max(0, c.last_seq - c.read_seq)}),
     }
 
 
@@ -108,11 +109,16 @@ async def list_conversations(request: Request) -> Response:
     search = q.get("q") or None
     if search is not None and len(search) > 200:
         raise BadRequest("q is at most 200 characters")
+    tag = q.get("tag") or None
+    if tag is not None and len(tag) > 50:
+        raise BadRequest("tag is at most 50 characters")
     page = await state.store.list_conversations(
         status=status,
         assignee_id=agent.id if assignee == "me" else assignee,
         unassigned=assignee == "none",
         q=search,
+        tag=tag,
+        reader_id=agent.id,
         cursor=q.get("cursor") or None,
         limit=_int_param(request, "limit", 50, 1, 200),
     )

@@ -63,6 +63,12 @@ DOCUMENT: dict[str, Any] = {
                         "schema": {"type": "string"},
                     },
                     {
+                        "name": "tag",
+                        "in": "query",
+                        "description": "Only conversations carrying this tag.",
+                        "schema": {"type": "string", "maxLength": 50},
+                    },
+                    {
                         "name": "q",
                         "in": "query",
                         "description": "Text that a message of the conversation contains.",
@@ -245,6 +251,11 @@ DOCUMENT: dict[str, Any] = {
                         "was online.",
                     },
                     "last_seq": {"type": "integer"},
+                    "unread": {
+                        "type": "integer",
+                        "description": "In listings: messages (notes included) after the "
+                        "calling agent's read position.",
+                    },
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
                     "last_message_at": {"type": ["string", "null"], "format": "date-time"},

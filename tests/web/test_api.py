@@ -300,3 +300,25 @@ async def test_readyz_says_unavailable_when_the_store_is_gone(server: Server) ->
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "unavailable"
     await server.state.store.open()
+
+
+async def test_listing_filters_by_tag_and_counts_unread(server: Server, token: str) -> None:
+    """tag= filters; each item says how many messages came after the caller's read position."""
+    billing = await new_conversation(server, "invoice")
+    other = await new_conversation(server, "hello")
+    async with server.http(token) as http:
+        await http.patch(f"/api/v1/conversations/{billing}", json={"tags": ["billing"]})
+        tagged = (await http.get("/api/v1/conversations", params={"tag": "billing"})).json()
+        assert [c["id"] for c in tagged["items"]] == [billing]
+        listing = (await http.get("/api/v1/conversations")).json()["items"]
+        assert {c["id"]: c["unread"] for c in listing} == {billing: 1, other: 1}
+    async with server.agent(token) as agent:
+        await agent.send(type="read", conversation_id=billing, seq=1)
+        await agent.send(type="ping")
+        await agent.until("pong")
+        await server.state.store.writer.idle()  # type: ignore[attr-defined]
+    async with server.http(token) as http:
+        listing = (await http.get("/api/v1/conversations")).json()["items"]
+        assert {c["id"]: c["unread"] for c in listing} == {billing: 0, other: 1}
+        r = await http.get("/api/v1/conversations", params={"tag": "x" * 51})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
