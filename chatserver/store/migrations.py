@@ -168,4 +168,17 @@ CREATE TABLE tombstones (
 ALTER TABLE conversations ADD COLUMN contact_email TEXT;
 """,
     ),
+    (
+        3,
+        "canned responses",
+        """
+CREATE TABLE canned_responses (
+    id         TEXT PRIMARY KEY,
+    shortcut   TEXT NOT NULL UNIQUE,
+    body       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+""",
+    ),
 )

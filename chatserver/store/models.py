@@ -110,6 +110,13 @@ class StoredMessage(msgspec.Struct, frozen=True):
     conversation_status: str = "open"
 
 
+class CannedResponse(msgspec.Struct, frozen=True):
+    id: str
+    shortcut: str
+    body: str
+    updated_at: int
+
+
 class Policy(msgspec.Struct, frozen=True):
     version: str
     url: str | None

@@ -24,6 +24,7 @@ from chatserver.store.models import (
     Account,
     Agent,
     ApiToken,
+    CannedResponse,
     Conversation,
     ConversationPage,
     NewMessage,
@@ -634,10 +635,63 @@ class SQLiteStore:
         )
         return ApiToken(id=row[0], agent=_agent(row[1:])) if row else None
 
+    # ------------------------------------------------------------ canned responses
+
+    async def canned_responses(self) -> list[CannedResponse]:
+        rows = await self._rows(
+            "SELECT id, shortcut, body, updated_at FROM canned_responses ORDER BY shortcut"
+        )
+        return [CannedResponse(*row) for row in rows]
+
+    async def save_canned_response(
+        self, response_id: str, shortcut: str, body: str, now: int, *, create: bool
+    ) -> CannedResponse:
+        def op(conn: sqlite3.Connection, tx: Tx) -> CannedResponse:
+            taken = conn.execute(
+                "SELECT id FROM canned_responses WHERE shortcut = ?", (shortcut,)
+            ).fetchone()
+            if taken is not None and taken[0] != response_id:
+                raise Conflict(f"the shortcut /{shortcut} is taken")
+            if create:
+                conn.execute(
+                    "INSERT INTO canned_responses (id, shortcut, body, created_at, updated_at) "
+                    "VALUES (?,?,?,?,?)",
+                    (response_id, shortcut, body, now, now),
+                )
+            elif not conn.execute(
+                "UPDATE canned_responses SET shortcut = ?, body = ?, updated_at = ? "
+                "WHERE id = ? RETURNING id",
+                (shortcut, body, now, response_id),
+            ).fetchone():
+                raise NotFound("no such canned response")
+            return CannedResponse(response_id, shortcut, body, now)
+
+        return await self.writer.run(op)
+
+    async def delete_canned_response(self, response_id: str) -> None:
+        def op(conn: sqlite3.Connection, tx: Tx) -> None:
+            if not conn.execute(
+                "DELETE FROM canned_responses WHERE id = ? RETURNING id", (response_id,)
+            ).fetchone():
+                raise NotFound("no such canned response")
+
+        await self.writer.run(op)
+
+    async def policies(self) -> list[Policy]:
+        rows = await self._rows(
+            "SELECT version, url, published_at FROM policy_versions "
+            "ORDER BY published_at DESC, rowid DESC"
+        )
+        return [Policy(*row) for row in rows]
+
     # ------------------------------------------------------------ policy and consent
 
     async def publish_policy(self, version: str, url: str | None, now: int) -> Policy:
         def op(conn: sqlite3.Connection, tx: Tx) -> Policy:
+            if conn.execute(
+                "SELECT 1 FROM policy_versions WHERE version = ?", (version,)
+            ).fetchone():
+                raise Conflict(f"version {version} was published before")
             conn.execute(
                 "INSERT INTO policy_versions (version, url, published_at) VALUES (?,?,?)",
                 (version, url, now),

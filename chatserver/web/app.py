@@ -26,7 +26,16 @@ from chatserver.metrics import Metrics
 from chatserver.sessions import load_secret_key
 from chatserver.store import store_from_url
 from chatserver.store.base import Store
-from chatserver.web import api, api_agents, api_stats, api_visitor, assets, console, ops
+from chatserver.web import (
+    api,
+    api_admin,
+    api_agents,
+    api_stats,
+    api_visitor,
+    assets,
+    console,
+    ops,
+)
 from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpected
 from chatserver.web.openapi import DOCUMENT
 from chatserver.web.sockets import AgentEndpoint, VisitorEndpoint
@@ -133,6 +142,7 @@ def create_app(
                 *api_agents.routes,
                 *api_visitor.routes,
                 *api_stats.routes,
+                *api_admin.routes,
             ],
         ),
         Route("/healthz", ops.healthz, methods=["GET"]),

@@ -175,6 +175,71 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/canned-responses": {
+            "get": {
+                "operationId": "listCannedResponses",
+                "summary": "Canned responses, by shortcut (agents use them with `/`).",
+                "responses": {
+                    "200": _json(_ref("CannedResponsePage"), "All canned responses."),
+                    **_errors(*_AUTH),
+                },
+            },
+            "post": {
+                "operationId": "addCannedResponse",
+                "summary": "Add a canned response (admin).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("CannedResponseIn")}},
+                },
+                "responses": {
+                    "201": _json(_ref("CannedResponse"), "Added."),
+                    **_errors(400, 409, 413, *_AUTH),
+                },
+            },
+        },
+        "/canned-responses/{id}": {
+            "parameters": [_ID],
+            "put": {
+                "operationId": "changeCannedResponse",
+                "summary": "Replace a canned response's shortcut and text (admin).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("CannedResponseIn")}},
+                },
+                "responses": {
+                    "200": _json(_ref("CannedResponse"), "Changed."),
+                    **_errors(400, 404, 409, 413, *_AUTH),
+                },
+            },
+            "delete": {
+                "operationId": "deleteCannedResponse",
+                "summary": "Delete a canned response (admin).",
+                "responses": {"204": {"description": "Deleted."}, **_errors(404, *_AUTH)},
+            },
+        },
+        "/policies": {
+            "get": {
+                "operationId": "listPolicies",
+                "summary": "Published privacy policy versions, newest (current) first (admin).",
+                "responses": {
+                    "200": _json(_ref("PolicyPage"), "All versions."),
+                    **_errors(*_AUTH),
+                },
+            },
+            "post": {
+                "operationId": "publishPolicy",
+                "summary": "Publish a new privacy policy version; visitors are asked to "
+                "accept it once (P9) (admin).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("PolicyIn")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Policy"), "Published: now the current version."),
+                    **_errors(400, 409, 413, *_AUTH),
+                },
+            },
+        },
         "/agents": {
             "get": {
                 "operationId": "listAgents",
@@ -427,6 +492,60 @@ DOCUMENT: dict[str, Any] = {
                             },
                         },
                     },
+                },
+            },
+            "CannedResponseIn": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["shortcut", "body"],
+                "properties": {
+                    "shortcut": {"type": "string", "pattern": "^[a-z0-9_-]+$", "maxLength": 32},
+                    "body": {"type": "string", "minLength": 1, "maxLength": 5000},
+                },
+            },
+            "CannedResponse": {
+                "type": "object",
+                "required": ["id", "shortcut", "body", "updated_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "shortcut": {"type": "string"},
+                    "body": {"type": "string"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "CannedResponsePage": {
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": _ref("CannedResponse")},
+                    "next_cursor": {"type": "null"},
+                },
+            },
+            "PolicyIn": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["version", "url"],
+                "properties": {
+                    "version": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+                },
+            },
+            "Policy": {
+                "type": "object",
+                "required": ["version", "url", "published_at", "current"],
+                "properties": {
+                    "version": {"type": "string"},
+                    "url": {"type": ["string", "null"]},
+                    "published_at": {"type": "string", "format": "date-time"},
+                    "current": {"type": "boolean"},
+                },
+            },
+            "PolicyPage": {
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Policy")},
+                    "next_cursor": {"type": "null"},
                 },
             },
             "Agent": {
