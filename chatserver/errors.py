@@ -68,6 +68,11 @@ class RateLimited(ChatError):
     code = "rate_limited"
     status = 429
 
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        # Seconds; sent as Retry-After on HTTP.
+        self.retry_after = retry_after
+
 
 class Unavailable(ChatError):
     code = "unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from math import ceil
 from typing import Annotated, Any
 
 import msgspec
@@ -10,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chatserver.auth import hash_password, verify_password
-from chatserver.errors import BadRequest, Unauthorized
+from chatserver.errors import BadRequest, Forbidden, RateLimited, Unauthorized
 from chatserver.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -19,6 +20,7 @@ from chatserver.sessions import (
     make_session,
 )
 from chatserver.store.models import Agent
+from chatserver.web.api import json_body
 from chatserver.web.principal import authenticate
 from chatserver.web.state import AppState
 
@@ -43,15 +45,24 @@ async def login(request: Request) -> Response:
         body = msgspec.json.decode(raw, type=Login)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise BadRequest(f"send JSON {{email, password}}: {exc}") from None
-    found = await state.store.agent_credentials(body.email.strip().lower())
+    email = body.email.strip().lower()
+    wait = state.lockout.wait_seconds(email)
+    if wait > 0:
+        raise RateLimited(
+            f"too many failed sign-ins: try again in {ceil(wait)} s", retry_after=ceil(wait)
+        )
+    found = await state.store.agent_credentials(email)
     if found is None or not found[1]:
         # Hash anyway: the answer takes as long as for a known email, so emails
         # cannot be probed by timing.
         await hash_password(body.password)
+        state.lockout.failed(email)
         raise Unauthorized("wrong email or password")
     ok = await verify_password(found[1], body.password)
     if not ok or not found[0].active or found[0].kind != "human":
+        state.lockout.failed(email)
         raise Unauthorized("wrong email or password")
+    state.lockout.succeeded(email)
     agent = found[0]
     session = make_session(state.secret_key, agent.id)
     response = JSONResponse({"agent": agent_json(agent)})
@@ -77,6 +88,23 @@ async def login(request: Request) -> Response:
     return response
 
 
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    new: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
+
+
+async def change_password(request: Request) -> Response:
+    """A signed-in agent changes their own password, proving the current one."""
+    state: AppState = request.app.state.chat
+    agent = await authenticate(request)
+    body: PasswordChange = await json_body(request, PasswordChange)
+    found = await state.store.agent_credentials(agent.email or "")
+    if found is None or not found[1] or not await verify_password(found[1], body.current):
+        raise Forbidden("the current password is wrong")
+    await state.store.update_agent(agent.id, password_hash=await hash_password(body.new))
+    return Response(status_code=204)
+
+
 async def logout(request: Request) -> Response:
     await authenticate(request)
     response = JSONResponse({"status": "signed out"})
@@ -93,4 +121,5 @@ routes = [
     Route("/console/login", login, methods=["POST"]),
     Route("/console/logout", logout, methods=["POST"]),
     Route("/console/me", me, methods=["GET"]),
+    Route("/console/password", change_password, methods=["POST"]),
 ]

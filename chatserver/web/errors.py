@@ -22,8 +22,11 @@ _HTTP_CODES = {
 
 
 def error_response(error: ChatError) -> JSONResponse:
+    retry_after = getattr(error, "retry_after", None)
     return JSONResponse(
-        {"error": {"code": error.code, "message": error.message}}, status_code=error.status
+        {"error": {"code": error.code, "message": error.message}},
+        status_code=error.status,
+        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from chatserver.broker.base import Broker
 from chatserver.config import Settings
 from chatserver.hub.hub import Hub
+from chatserver.lockout import LockOut
 from chatserver.metrics import Metrics
 from chatserver.store.base import Store
 
@@ -19,4 +20,5 @@ class AppState:
     hub: Hub
     metrics: Metrics
     secret_key: bytes = b""
+    lockout: LockOut = field(default_factory=LockOut)
     allowed_origins: frozenset[str] = field(default_factory=frozenset)

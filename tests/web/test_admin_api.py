@@ -98,3 +98,73 @@ async def test_publishing_a_policy_asks_visitors_again(server: Server) -> None:
     async with server.http(await server.token("agent")) as http:
         r = await http.post("/api/v1/policies", json={"version": "x", "url": "y"})
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+async def add_human(server: Server, email: str, password: str) -> None:
+    from chatserver.auth import hash_password
+
+    await server.state.store.add_agent(
+        agent_id="human-" + email,
+        email=email,
+        name="Human",
+        role="agent",
+        password_hash=await hash_password(password),
+        now=1,
+    )
+
+
+async def test_repeated_failed_sign_ins_lock_the_email(server: Server) -> None:
+    """After five wrong passwords even the right one waits: 429 with Retry-After."""
+    await add_human(server, "kari@example.no", "the right password")
+    async with server.http() as http:
+        for _ in range(6):
+            r = await http.post(
+                "/console/login", json={"email": "kari@example.no", "password": "wrong"}
+            )
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        r = await http.post(
+            "/console/login", json={"email": "Kari@Example.no", "password": "the right password"}
+        )
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+        assert int(r.headers["retry-after"]) >= 1
+        # Another person's sign-in is not affected.
+        await add_human(server, "ola@example.no", "another good one")
+        r = await http.post(
+            "/console/login", json={"email": "ola@example.no", "password": "another good one"}
+        )
+        assert r.status_code == 200
+
+
+async def test_an_agent_changes_their_password(server: Server) -> None:
+    """With the current password and the CSRF token the password changes; without, it does not."""
+    await add_human(server, "kari@example.no", "the old password")
+    async with server.http() as http:
+        r = await http.post(
+            "/console/login", json={"email": "kari@example.no", "password": "the old password"}
+        )
+        assert r.status_code == 200
+        csrf = http.cookies["chatserver_csrf"]
+        change = {"current": "the old password", "new": "the new password"}
+        r = await http.post("/console/password", json=change)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"  # no CSRF token
+        r = await http.post(
+            "/console/password",
+            json={**change, "current": "not it"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert r.status_code == 403
+        r = await http.post(
+            "/console/password", json={**change, "new": "short"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+        r = await http.post("/console/password", json=change, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 204
+    async with server.http() as http:
+        old = await http.post(
+            "/console/login", json={"email": "kari@example.no", "password": "the old password"}
+        )
+        assert old.status_code == 401
+        new = await http.post(
+            "/console/login", json={"email": "kari@example.no", "password": "the new password"}
+        )
+        assert new.status_code == 200
