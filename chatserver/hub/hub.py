@@ -25,6 +25,7 @@ from chatserver.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, BadRequest, ChatEr
 from chatserver.hub.peer import Cursor, Peer
 from chatserver.hub.presence import Presence
 from chatserver.metrics import Metrics
+from chatserver.origins import AllowedOrigins
 from chatserver.store.base import Store
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
 
@@ -104,6 +105,7 @@ class Hub:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         assign_capacity: int | None = None,
+        origins: AllowedOrigins | None = None,
     ) -> None:
         """``assign_capacity``: auto-assign new conversations to agents holding fewer than
         this many open ones; None leaves them in Unassigned."""
@@ -116,6 +118,7 @@ class Hub:
         self._agents: set[Peer] = set()
         self._visitors: set[Peer] = set()
         self.presence = Presence()
+        self.origins = origins or AllowedOrigins(frozenset())
         self._assign_capacity = assign_capacity
         self._assign_lock = asyncio.Lock()
         self._last_assigned = ""
@@ -123,6 +126,7 @@ class Hub:
         self._peers: set[Peer] = set()
 
     async def start(self) -> None:
+        await self.origins.reload(self.store)
         await self.broker.start(self.on_event)
         for topic in ("inbox", "presence"):
             await self.broker.subscribe(topic)
@@ -236,6 +240,10 @@ class Hub:
             )
         )
 
+    def origins_changed(self) -> None:
+        """The admins' origins changed in the store: every node reloads them."""
+        self.broker.publish(Event(topic="presence", kind="origins", frame=""))
+
     def _publish_availability(self) -> None:
         self.broker.publish(
             Event(topic="presence", kind="availability", frame=self.availability_frame())
@@ -260,6 +268,8 @@ class Hub:
                 if peer.principal_id == event.principal_id:
                     peer.send(event.frame)
                     peer.close(CLOSE_POLICY, "agent deactivated")
+        elif kind == "origins":
+            self.spawn(self.origins.reload(self.store))
         elif kind == "availability":
             for peer in tuple(self._visitors):
                 peer.send(event.frame)

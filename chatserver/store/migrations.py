@@ -181,4 +181,14 @@ CREATE TABLE canned_responses (
 );
 """,
     ),
+    (
+        4,
+        "origins allowed by admins",
+        """
+CREATE TABLE allowed_origins (
+    origin   TEXT PRIMARY KEY,
+    added_at INTEGER NOT NULL
+);
+""",
+    ),
 )

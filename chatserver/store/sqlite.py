@@ -635,6 +635,31 @@ class SQLiteStore:
         )
         return ApiToken(id=row[0], agent=_agent(row[1:])) if row else None
 
+    # ------------------------------------------------------------ allowed origins
+
+    async def allowed_origins(self) -> list[str]:
+        rows = await self._rows("SELECT origin FROM allowed_origins ORDER BY origin")
+        return [row[0] for row in rows]
+
+    async def allow_origin(self, origin: str, now: int) -> None:
+        await self.writer.run(
+            lambda conn, tx: conn.execute(
+                "INSERT INTO allowed_origins (origin, added_at) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (origin, now),
+            )
+        )
+
+    async def disallow_origin(self, origin: str) -> bool:
+        """Remove an origin; False when it was not there."""
+        return bool(
+            await self.writer.run(
+                lambda conn, tx: conn.execute(
+                    "DELETE FROM allowed_origins WHERE origin = ? RETURNING origin", (origin,)
+                ).fetchone()
+            )
+        )
+
     # ------------------------------------------------------------ canned responses
 
     async def canned_responses(self) -> list[CannedResponse]:

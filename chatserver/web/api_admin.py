@@ -1,4 +1,5 @@
-"""Admin endpoints: canned responses (agents read them) and privacy policy versions (P9).
+"""Admin endpoints: canned responses (agents read them), privacy policy versions (P9), and
+the web origins allowed to embed the widget.
 
 Publishing a policy version makes it the current one at once: every visitor's
 next ``welcome`` says ``accepted: false`` until they accept it, so the widget
@@ -15,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chatserver.clock import format_ts, uuid7
+from chatserver.errors import NotFound
+from chatserver.origins import normalise_origin
 from chatserver.store.models import CannedResponse, Policy
 from chatserver.web.api import json_body, state_of
 from chatserver.web.principal import require
@@ -102,7 +105,45 @@ async def publish_policy(request: Request) -> Response:
     return JSONResponse(policy_json(policy, True), status_code=201)
 
 
+class OriginIn(msgspec.Struct, forbid_unknown_fields=True):
+    origin: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+
+
+async def list_origins(request: Request) -> Response:
+    state = state_of(request)
+    await require(request, "admin")
+    origins = state.hub.origins
+    items = [{"origin": o, "source": "settings"} for o in sorted(origins.fixed)]
+    items += [{"origin": o, "source": "admin"} for o in await state.store.allowed_origins()]
+    return JSONResponse({"items": items, "next_cursor": None})
+
+
+async def add_origin(request: Request) -> Response:
+    state = state_of(request)
+    await require(request, "admin")
+    body: OriginIn = await json_body(request, OriginIn)
+    origin = normalise_origin(body.origin)
+    await state.store.allow_origin(origin, state.hub.clock.now_us())
+    await state.hub.origins.reload(state.store)
+    state.hub.origins_changed()
+    return JSONResponse({"origin": origin, "source": "admin"}, status_code=201)
+
+
+async def remove_origin(request: Request) -> Response:
+    state = state_of(request)
+    await require(request, "admin")
+    origin = normalise_origin(request.query_params.get("origin", ""))
+    if not await state.store.disallow_origin(origin):
+        raise NotFound("no such origin among the admins' (the settings' cannot be removed here)")
+    await state.hub.origins.reload(state.store)
+    state.hub.origins_changed()
+    return Response(status_code=204)
+
+
 routes = [
+    Route("/origins", list_origins, methods=["GET"]),
+    Route("/origins", add_origin, methods=["POST"]),
+    Route("/origins", remove_origin, methods=["DELETE"]),
     Route("/canned-responses", list_canned, methods=["GET"]),
     Route("/canned-responses", add_canned, methods=["POST"]),
     Route("/canned-responses/{id}", change_canned, methods=["PUT"]),

@@ -20,9 +20,10 @@ from chatserver.broker import broker_from_url
 from chatserver.broker.base import Broker
 from chatserver.clock import Clock
 from chatserver.config import Settings
-from chatserver.errors import ChatError
+from chatserver.errors import BadRequest, ChatError
 from chatserver.hub.hub import Hub
 from chatserver.metrics import Metrics
+from chatserver.origins import AllowedOrigins, normalise_origin
 from chatserver.sessions import load_secret_key
 from chatserver.store import store_from_url
 from chatserver.store.base import Store
@@ -83,6 +84,17 @@ class ChatApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
+def fixed_origins(configured: list[str], extra: tuple[str, ...]) -> frozenset[str]:
+    """The settings' origins as browsers send them (``https://host[:port]``, no slash)."""
+    result = set()
+    for origin in (*configured, *extra):
+        try:
+            result.add(normalise_origin(origin))
+        except BadRequest:
+            result.add(origin)  # kept as written: it can only match itself
+    return frozenset(result)
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(DOCUMENT)
 
@@ -115,6 +127,7 @@ def create_app(
             clock=clock,
             metrics=metrics,
             assign_capacity=settings.agent_capacity if settings.auto_assign else None,
+            origins=AllowedOrigins(fixed_origins(settings.allowed_origins, extra_origins)),
         )
         await hub.start()
         await asyncio.to_thread(useragent.warm_up)
@@ -125,7 +138,6 @@ def create_app(
             hub=hub,
             metrics=metrics,
             secret_key=load_secret_key(settings.secret_key, settings.data_dir),
-            allowed_origins=frozenset(settings.allowed_origins) | frozenset(extra_origins),
         )
         try:
             yield {}

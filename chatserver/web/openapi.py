@@ -25,7 +25,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Bad input (`bad_request`).",
         401: "No or unknown bearer token (`unauthorized`).",
         403: "The token's role does not allow this (`forbidden`).",
-        404: "No such conversation or agent (`not_found`).",
+        404: "No such item (`not_found`).",
         409: "Conflicts with stored data (`conflict`).",
         413: "Body too large (`too_large`).",
         503: "The store cannot be reached (`unavailable`).",
@@ -238,6 +238,52 @@ DOCUMENT: dict[str, Any] = {
                     "201": _json(_ref("Policy"), "Published: now the current version."),
                     **_errors(400, 409, 413, *_AUTH),
                 },
+            },
+        },
+        "/origins": {
+            "get": {
+                "operationId": "listOrigins",
+                "summary": "Origins allowed to open the visitor socket: from the settings "
+                "(fixed) and added by admins (admin).",
+                "responses": {
+                    "200": _json(_ref("OriginPage"), "All allowed origins."),
+                    **_errors(*_AUTH),
+                },
+            },
+            "post": {
+                "operationId": "addOrigin",
+                "summary": "Allow an origin (`https://host[:port]`); every node applies it at "
+                "once (admin).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["origin"],
+                                "properties": {"origin": {"type": "string", "maxLength": 2048}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("Origin"), "Allowed."),
+                    **_errors(400, 413, *_AUTH),
+                },
+            },
+            "delete": {
+                "operationId": "removeOrigin",
+                "summary": "Stop allowing an origin an admin added (admin).",
+                "parameters": [
+                    {
+                        "name": "origin",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"204": {"description": "Removed."}, **_errors(400, 404, *_AUTH)},
             },
         },
         "/agents": {
@@ -545,6 +591,22 @@ DOCUMENT: dict[str, Any] = {
                 "required": ["items", "next_cursor"],
                 "properties": {
                     "items": {"type": "array", "items": _ref("Policy")},
+                    "next_cursor": {"type": "null"},
+                },
+            },
+            "Origin": {
+                "type": "object",
+                "required": ["origin", "source"],
+                "properties": {
+                    "origin": {"type": "string"},
+                    "source": {"type": "string", "enum": ["settings", "admin"]},
+                },
+            },
+            "OriginPage": {
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Origin")},
                     "next_cursor": {"type": "null"},
                 },
             },

@@ -54,7 +54,7 @@ class VisitorEndpoint:
         ws = WebSocket(scope, receive, send)
         state: AppState = ws.app.state.chat
         origin = ws.headers.get("origin")
-        if origin is None or origin not in state.allowed_origins:
+        if not state.hub.origins.allows(origin):
             await _refuse(ws, Forbidden(f"origin {origin!r} may not open the visitor socket"))
             return
         await ws.accept()

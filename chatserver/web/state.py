@@ -21,4 +21,3 @@ class AppState:
     metrics: Metrics
     secret_key: bytes = b""
     lockout: LockOut = field(default_factory=LockOut)
-    allowed_origins: frozenset[str] = field(default_factory=frozenset)

@@ -168,3 +168,53 @@ async def test_an_agent_changes_their_password(server: Server) -> None:
             "/console/login", json={"email": "kari@example.no", "password": "the new password"}
         )
         assert new.status_code == 200
+
+
+async def test_admins_allow_and_remove_origins_live(server: Server) -> None:
+    """An origin an admin adds may open the visitor socket at once; removed, it may not."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    new = "https://partner.example"
+    admin = await server.token("admin")
+    with pytest.raises(InvalidStatus):
+        async with connect(server.ws_url + "/ws/visitor", origin=new):  # type: ignore[arg-type]
+            pass
+    async with server.http(admin) as http:
+        r = await http.post("/api/v1/origins", json={"origin": "HTTPS://Partner.Example:443/"})
+        assert r.status_code == 201 and r.json() == {"origin": new, "source": "admin"}
+        assert_conforms("post", "/origins", 201, r.json())
+        listing = (await http.get("/api/v1/origins")).json()
+        assert_conforms("get", "/origins", 200, listing)
+        assert {"origin": new, "source": "admin"} in listing["items"]
+        assert {"origin": "http://shop.example", "source": "settings"} in listing["items"]
+    async with server.visitor(origin=new) as (_, welcome):
+        assert welcome["visitor_id"]
+    async with server.http(admin) as http:
+        assert (await http.delete("/api/v1/origins", params={"origin": new})).status_code == 204
+        r = await http.delete("/api/v1/origins", params={"origin": new})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(server.ws_url + "/ws/visitor", origin=new):  # type: ignore[arg-type]
+            pass
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "ftp://x.example",
+        "https://x.example/path",
+        "x.example",
+        "https://",
+        "https://a:b@x.example",
+        "https://x.example:99999",
+    ],
+)
+async def test_bad_origins_are_refused(server: Server, origin: str) -> None:
+    """Only scheme://host[:port] is an origin; anything else is bad_request and nothing is added."""
+    async with server.http(await server.token("admin")) as http:
+        r = await http.post("/api/v1/origins", json={"origin": origin})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+        items = (await http.get("/api/v1/origins")).json()["items"]
+        assert all(i["source"] == "settings" for i in items)
