@@ -626,6 +626,33 @@ class SQLiteStore:
             )
         )
 
+    async def tokens(self) -> list[tuple[str, int, int | None, Agent]]:
+        """Every API token: (id, created_at, revoked_at, its agent), newest first."""
+        cols = ", ".join(f"a.{c.strip()}" for c in AGENT_COLUMNS.split(","))
+        rows = await self._rows(
+            f"SELECT t.id, t.created_at, t.revoked_at, {cols} FROM api_tokens t "
+            "JOIN agents a ON a.id = t.agent_id ORDER BY t.created_at DESC, t.id DESC"
+        )
+        return [(r[0], r[1], r[2], _agent(r[3:])) for r in rows]
+
+    async def revoke_token(self, token_id: str, now: int) -> Agent:
+        """Revoke a token; answers its agent. Revoking twice is fine."""
+
+        def op(conn: sqlite3.Connection, tx: Tx) -> Agent:
+            row = conn.execute(
+                "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? "
+                "RETURNING agent_id",
+                (now, token_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such token")
+            agent = conn.execute(
+                f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?", (row[0],)
+            ).fetchone()
+            return _agent(agent)
+
+        return await self.writer.run(op)
+
     async def token(self, token_hash: str) -> ApiToken | None:
         cols = ", ".join(f"a.{c.strip()}" for c in AGENT_COLUMNS.split(","))
         row = await self._row(

@@ -1,4 +1,5 @@
-"""``/api/v1/agents``: admins add, change and deactivate agents.
+"""``/api/v1/agents`` and ``/api/v1/tokens``: admins add, change and deactivate agents,
+and create and revoke API tokens (each token is a bot agent of its own).
 
 Deactivating an agent closes every socket of theirs at once, on every node;
 their bearer tokens and console session stop working on the next request,
@@ -14,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from chatserver.auth import hash_password
-from chatserver.clock import uuid7
+from chatserver.auth import hash_password, new_token, token_hash
+from chatserver.clock import format_ts, uuid7
 from chatserver.errors import Conflict, NotFound, Unauthorized
 from chatserver.store.models import Agent
 from chatserver.web.api import json_body, state_of
@@ -96,7 +97,64 @@ async def change_agent(request: Request) -> Response:
     return JSONResponse(agent_json(agent, agent.id in state.hub.online_agents()))
 
 
+class NewToken(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    role: Role = "agent"
+
+
+def token_json(
+    token_id: str, created_at: int, revoked_at: int | None, agent: Agent
+) -> dict[str, Any]:
+    return {
+        "id": token_id,
+        "agent": {"id": agent.id, "name": agent.name, "role": agent.role, "kind": agent.kind},
+        "created_at": format_ts(created_at),
+        "revoked_at": format_ts(revoked_at) if revoked_at else None,
+    }
+
+
+async def list_tokens(request: Request) -> Response:
+    state = state_of(request)
+    await require(request, "admin")
+    items = [token_json(*t) for t in await state.store.tokens()]
+    return JSONResponse({"items": items, "next_cursor": None})
+
+
+async def create_token(request: Request) -> Response:
+    """A bot agent of that name and role, and its bearer token, shown this once."""
+    state = state_of(request)
+    await require(request, "admin")
+    body: NewToken = await json_body(request, NewToken)
+    now = state.hub.clock.now_us()
+    bot = await state.store.add_agent(
+        agent_id=uuid7(),
+        email=None,
+        name=body.name,
+        role=body.role,
+        password_hash=None,
+        now=now,
+        kind="bot",
+    )
+    token, token_id = new_token("cs"), uuid7()
+    await state.store.create_api_token(token_id, token_hash(token), bot.id, now)
+    return JSONResponse({**token_json(token_id, now, None, bot), "token": token}, status_code=201)
+
+
+async def revoke_token(request: Request) -> Response:
+    state = state_of(request)
+    await require(request, "admin")
+    agent = await state.store.revoke_token(request.path_params["id"], state.hub.clock.now_us())
+    if agent.kind == "bot":
+        # A bot is its token: revoked, it is cut off like a deactivated agent.
+        await state.store.update_agent(agent.id, active=False)
+        state.hub.disconnect_agent(agent.id, Unauthorized("this token was revoked"))
+    return Response(status_code=204)
+
+
 routes = [
+    Route("/tokens", list_tokens, methods=["GET"]),
+    Route("/tokens", create_token, methods=["POST"]),
+    Route("/tokens/{id}", revoke_token, methods=["DELETE"]),
     Route("/agents", list_agents, methods=["GET"]),
     Route("/agents", add_agent, methods=["POST"]),
     Route("/agents/{id}", change_agent, methods=["PATCH"]),

@@ -286,6 +286,53 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {"204": {"description": "Removed."}, **_errors(400, 404, *_AUTH)},
             },
         },
+        "/tokens": {
+            "get": {
+                "operationId": "listTokens",
+                "summary": "API tokens, newest first, never the secret itself (admin).",
+                "responses": {
+                    "200": _json(_ref("TokenPage"), "All tokens."),
+                    **_errors(*_AUTH),
+                },
+            },
+            "post": {
+                "operationId": "createToken",
+                "summary": "A bot agent of this name and role and its bearer token, shown "
+                "only in this answer (admin).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                                    "role": {
+                                        "type": "string",
+                                        "enum": ["agent", "admin", "compliance"],
+                                        "default": "agent",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("NewToken"), "Created."),
+                    **_errors(400, 413, *_AUTH),
+                },
+            },
+        },
+        "/tokens/{id}": {
+            "parameters": [_ID],
+            "delete": {
+                "operationId": "revokeToken",
+                "summary": "Revoke a token; its bot's sockets are closed at once (admin).",
+                "responses": {"204": {"description": "Revoked."}, **_errors(404, *_AUTH)},
+            },
+        },
         "/agents": {
             "get": {
                 "operationId": "listAgents",
@@ -607,6 +654,43 @@ DOCUMENT: dict[str, Any] = {
                 "required": ["items", "next_cursor"],
                 "properties": {
                     "items": {"type": "array", "items": _ref("Origin")},
+                    "next_cursor": {"type": "null"},
+                },
+            },
+            "Token": {
+                "type": "object",
+                "required": ["id", "agent", "created_at", "revoked_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "agent": {
+                        "type": "object",
+                        "required": ["id", "name", "role", "kind"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "role": {"type": "string"},
+                            "kind": {"type": "string"},
+                        },
+                    },
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+            "NewToken": {
+                "allOf": [
+                    _ref("Token"),
+                    {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {"token": {"type": "string"}},
+                    },
+                ]
+            },
+            "TokenPage": {
+                "type": "object",
+                "required": ["items", "next_cursor"],
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Token")},
                     "next_cursor": {"type": "null"},
                 },
             },

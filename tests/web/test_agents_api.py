@@ -135,3 +135,31 @@ async def test_only_admins_manage_agents(server: Server, role: str) -> None:
         ):
             r = await http.request(method, path, json=body)
             assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+async def test_admin_creates_lists_and_revokes_tokens(server: Server) -> None:
+    """A token made through the API works for its bot; revoked, its open socket is cut off."""
+    admin = await server.token("admin")
+    async with server.http(admin) as http:
+        r = await http.post("/api/v1/tokens", json={"name": "Triage bot"})
+        assert r.status_code == 201, r.text
+        assert_conforms("post", "/tokens", 201, r.json())
+        made = r.json()
+        assert made["agent"]["kind"] == "bot" and made["agent"]["role"] == "agent"
+        listing = (await http.get("/api/v1/tokens")).json()
+        assert_conforms("get", "/tokens", 200, listing)
+        assert made["id"] in [t["id"] for t in listing["items"]]
+        assert made["token"] not in str(listing)  # the secret is shown once only
+    async with server.agent(made["token"]) as bot:
+        await bot.send(type="ping")
+        await bot.until("pong")
+        async with server.http(admin) as http:
+            assert (await http.delete(f"/api/v1/tokens/{made['id']}")).status_code == 204
+        assert await bot.closed() == 1008
+    async with server.http(made["token"]) as http:
+        assert (await http.get("/api/v1/conversations")).status_code == 401
+    async with server.http(admin) as http:
+        r = await http.delete("/api/v1/tokens/nope")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        r = await http.post("/api/v1/tokens", json={"name": ""})
+        assert r.status_code == 400
