@@ -102,7 +102,9 @@ CREATE INDEX conversations_status ON conversations(status);
 CREATE INDEX conversations_assignee ON conversations(assignee_id);
 
 CREATE TABLE messages (
-    id              TEXT PRIMARY KEY,
+    -- Never reused (AUTOINCREMENT): the search index follows messages by it.
+    n               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
     conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
     seq             INTEGER NOT NULL,
     author_role     TEXT NOT NULL CHECK (author_role IN ('visitor', 'agent', 'system')),
@@ -189,6 +191,29 @@ CREATE TABLE allowed_origins (
     origin   TEXT PRIMARY KEY,
     added_at INTEGER NOT NULL
 );
+""",
+    ),
+    (
+        5,
+        "full-text search over messages, indexed behind the writer",
+        """
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    body, content='messages', content_rowid='n',
+    tokenize='unicode61 remove_diacritics 2'
+);
+-- How far messages_fts has got: messages with a larger n are not in it yet.
+CREATE TABLE fts_progress (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    last_n  INTEGER NOT NULL
+);
+INSERT INTO fts_progress (id, last_n) VALUES (1, 0);
+-- A deleted message leaves the index too (erasure, retention); only rows that
+-- were indexed, since an external-content index must be told exactly what it has.
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+WHEN old.n <= (SELECT last_n FROM fts_progress WHERE id = 1)
+BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.n, old.body);
+END;
 """,
     ),
 )

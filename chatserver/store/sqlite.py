@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter, Tx
 # Measured on the bench: a checkpoint every 0.1 s of write activity keeps p99
 # at a few ms where one a second (or SQLite's own) stalled it by 20-50 ms.
 CHECKPOINT_SECONDS = 0.1
+# The search index is written behind the messages, in small batches on the
+# writer: FTS5 triples the cost of an insert, which the ack path should not pay.
+INDEX_SECONDS = 0.25
+INDEX_BATCH = 250
 
 CONVERSATION_COLUMNS = (
     "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
@@ -147,6 +152,9 @@ class SQLiteStore:
         self._reader_count = readers
         self._next_reader = 0
         self._last_checkpoint = 0.0
+        self._last_index = 0.0
+        self._indexing = False
+        self._index_behind = False
         self._observe_batch = observe_batch
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpoint_running: asyncio.Future[None] | None = None
@@ -218,11 +226,41 @@ class SQLiteStore:
             self._observe_batch(size, seconds)
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if not self._indexing and (
+            now - self._last_index >= INDEX_SECONDS
+            or (self._index_behind and not self.writer.backlog)
+        ):
+            self._last_index = now
+            self._indexing = True
+            self.writer.submit(_index_some, self._indexed)
         if self._checkpoint_running is None and now - self._last_checkpoint >= CHECKPOINT_SECONDS:
             self._last_checkpoint = now
             running = loop.run_in_executor(None, self._checkpoint_once)
             self._checkpoint_running = running
             running.add_done_callback(self._checkpoint_done)
+
+    def _indexed(self, result: int | BaseException) -> None:
+        self._indexing = False
+        # A full batch means more is waiting: the next idle moment continues.
+        self._index_behind = result == INDEX_BATCH
+
+    async def purge_search_index(self) -> None:
+        """Rewrite the search index so deleted messages' words are gone from the file.
+
+        An FTS5 delete only records that a row is gone; its words stay in the
+        older index segments until they are merged (SQLite here predates FTS5's
+        own secure-delete). Erasure calls this after deleting a person's messages.
+        """
+        await self.writer.run(
+            lambda conn, tx: conn.execute(
+                "INSERT INTO messages_fts (messages_fts) VALUES ('optimize')"
+            )
+        )
+
+    async def index_now(self) -> None:
+        """Bring the search index up to date (tests, and before a shutdown)."""
+        while await self.writer.run(_index_some) == INDEX_BATCH:
+            pass
 
     def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
         self._checkpoint_running = None
@@ -377,13 +415,20 @@ class SQLiteStore:
         elif assignee_id is not None:
             where.append("c.assignee_id = ?")
             params.append(assignee_id)
-        if q:
+        match = _fts_query(q) if q else None
+        if q and match:
+            # The index, plus a scan of the few messages it has not reached yet.
             escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append(
-                "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id "
+                "c.id IN (SELECT m.conversation_id FROM messages m WHERE m.n IN "
+                "(SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) "
+                "UNION SELECT m.conversation_id FROM messages m "
+                "WHERE m.n > (SELECT last_n FROM fts_progress WHERE id = 1) "
                 "AND m.body LIKE ? ESCAPE '\\')"
             )
-            params.append(f"%{escaped}%")
+            params += [match, f"%{escaped}%"]
+        elif q:
+            where.append("0")  # nothing searchable in it (only punctuation)
         if cursor is not None:
             updated_at, last_id = decode_cursor(cursor, (int, str))
             where.append("(c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))")
@@ -922,6 +967,32 @@ def _write_messages(conn: sqlite3.Connection, tx: Tx) -> None:
         "updated_at = max(updated_at, ?) WHERE id = ?",
         [(last, at, at, cid) for cid, (last, _, at) in tx.state["seqs"].items()],
     )
+
+
+def _index_some(conn: sqlite3.Connection, tx: Tx) -> int:
+    """Add the next messages to the search index; answers how many."""
+    last = conn.execute("SELECT last_n FROM fts_progress WHERE id = 1").fetchone()[0]
+    rows = conn.execute(
+        "SELECT n, body FROM messages WHERE n > ? ORDER BY n LIMIT ?", (last, INDEX_BATCH)
+    ).fetchall()
+    if rows:
+        conn.executemany("INSERT INTO messages_fts (rowid, body) VALUES (?, ?)", rows)
+        conn.execute("UPDATE fts_progress SET last_n = ? WHERE id = 1", (rows[-1][0],))
+    return len(rows)
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _fts_query(text: str) -> str | None:
+    """Every word of ``text`` must occur (the last may be the start of a word), quoted so
+    that no FTS5 syntax from the user is obeyed."""
+    words = _WORD.findall(text)[:20]
+    if not words:
+        return None
+    quoted = [f'"{w}"' for w in words]
+    quoted[-1] += "*"
+    return " ".join(quoted)
 
 
 def _migrate(conn: sqlite3.Connection) -> list[int]:

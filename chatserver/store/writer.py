@@ -96,6 +96,11 @@ class GroupCommitWriter:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    @property
+    def backlog(self) -> int:
+        """Writes waiting for a batch (not counting the one being written)."""
+        return len(self._queue)
+
     async def idle(self) -> None:
         """Wait until every write submitted so far has committed and been answered."""
         await self._idle.wait()

@@ -167,3 +167,54 @@ async def test_deleted_text_is_not_left_in_the_file(tmp_path: Path) -> None:
     wal = tmp_path / "erase.db-wal"
     data += wal.read_bytes() if wal.exists() else b""
     assert marker.encode() not in data
+
+
+async def test_search_uses_the_index_and_the_unindexed_tail(store: SQLiteStore) -> None:
+    """Search finds words in indexed messages and in ones the indexer has not reached yet."""
+    conv = await new_conversation(store)
+    await store.append_message(visitor_message(conv, "Min skrivar er øydelagd", "a"))
+    await store.index_now()
+    other = await new_conversation(store, "v2")
+    await store.append_message(visitor_message(other, "Faktura mangler", "b", visitor="v2"))
+    indexed = (await store.list_conversations(q="skrivar")).items
+    assert [c.id for c in indexed] == [conv]
+    tail = (await store.list_conversations(q="faktura")).items
+    assert [c.id for c in tail] == [other]
+    prefix = (await store.list_conversations(q="skriv")).items
+    assert [c.id for c in prefix] == [conv]
+    assert (await store.list_conversations(q='" OR body:*')).items == []
+    assert (await store.list_conversations(q="%%")).items == []
+
+
+async def test_a_deleted_message_leaves_the_index(store: SQLiteStore) -> None:
+    """Deleting a message (erasure, retention) removes its words from the search index."""
+    conv = await new_conversation(store)
+    await store.append_message(visitor_message(conv, "secretword here", "s"))
+    await store.index_now()
+    count = "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'secretword'"
+    assert await store.writer.run(lambda conn, tx: conn.execute(count).fetchone()[0]) == 1
+    await store.writer.run(
+        lambda conn, tx: conn.execute("DELETE FROM messages WHERE client_msg_id = 's'")
+    )
+    assert await store.writer.run(lambda conn, tx: conn.execute(count).fetchone()[0]) == 0
+    assert (await store.list_conversations(q="secretword")).items == []
+
+
+async def test_purging_the_index_leaves_no_deleted_words_in_the_file(tmp_path: Path) -> None:
+    """After delete and purge, neither the table nor the search index keeps the text."""
+    s = SQLiteStore(tmp_path / "fts.db")
+    await s.open()
+    conv = await new_conversation(s)
+    for i in range(30):
+        await s.append_message(visitor_message(conv, f"filler message {i}", f"f{i}"))
+    await s.append_message(visitor_message(conv, "zebrapassword", "z"))
+    await s.index_now()
+    await s.writer.run(
+        lambda conn, tx: conn.execute("DELETE FROM messages WHERE client_msg_id='z'")
+    )
+    await s.purge_search_index()
+    await s.close()
+    data = (tmp_path / "fts.db").read_bytes()
+    wal = tmp_path / "fts.db-wal"
+    data += wal.read_bytes() if wal.exists() else b""
+    assert b"zebrapassword" not in data
