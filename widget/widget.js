@@ -1,6 +1,7 @@
-/*! chatserver widget v1: plain JS, no dependencies, no build step.
- * Privacy (docs/PRIVACY.md): nothing happens until the visitor opens the chat (P11):
- * no socket, no storage. The draft lives in sessionStorage (P12). No analytics (P13). */
+/*! chatserver widget v1: plain JS, no dependencies, no build step. See widget/README.md.
+ * Privacy (docs PRIVACY.md): nothing happens until the visitor opens the chat (P11): no socket,
+ * no storage. Drafts and form input live in sessionStorage, sent only on submit (P12). No
+ * analytics of its own; the "analytics" hook stays silent under GPC or Do Not Track (P13). */
 (function () {
   "use strict";
   if (window.ChatWidget) return;
@@ -11,73 +12,105 @@
   var data = (script && script.dataset) || {};
   var origin = new URL(script ? script.src : location.href, location.href).origin;
   var wsURL = origin.replace(/^http/, "ws") + "/ws/visitor";
-  var TOKEN_KEY = "chatserver.visitor";
-  var DRAFT_KEY = "chatserver.draft";
+  var TOKEN_KEY = "chatserver.visitor"; // localStorage: who the visitor is, across visits
+  var DRAFT_KEY = "chatserver.draft", EMAIL_KEY = "chatserver.email"; // sessionStorage (P12)
+  var OUTBOX_KEY = "chatserver.outbox", STATE_KEY = "chatserver.state"; // sessionStorage
   var MAX_BODY = 10000;
+  var EMAIL_RE = /^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$/;
+  var nav = navigator;
+  // P13: Global Privacy Control or Do Not Track: no analytics events at all.
+  var noTrack = !!(nav.globalPrivacyControl || nav.doNotTrack === "1" || window.doNotTrack === "1");
 
   var STRINGS = {
     en: {
       launcher: "Chat with us", close: "Close chat", title: "Chat",
       placeholder: "Write a message…", send: "Send", label: "Message",
-      pending: "Sending…", sent: "Sent", failed: "Not sent", retry: "Retry",
+      pending: "Sending…", sent: "Sent", seen: "Seen", failed: "Not sent", retry: "Retry",
       connecting: "Connecting…", offline: "Offline. Messages will be sent when the connection is back.",
-      typing: "{name} is typing…", someone: "Support", you: "You",
+      typing: "{name} is typing…", someone: "Support", you: "You:",
       notice: "Before you write: read how we handle your chat data in our", policy: "privacy notice",
       accept: "OK, start chat", empty: "Ask us anything. We usually answer within minutes.",
-      unread: "{n} unread"
+      unread: "{n} unread", email: "Email",
+      away: "No one is online right now. Leave a message and your email address, and we will answer by email.",
+      shut: "We are closed right now. Leave a message and your email address, and we will answer by email.",
+      bad: "Enter a valid email address, like name@example.com.",
+      thanks: "Thanks! We got your message and will answer at {email}."
     },
     nb: {
       launcher: "Chat med oss", close: "Lukk chatten", title: "Chat",
       placeholder: "Skriv en melding…", send: "Send", label: "Melding",
-      pending: "Sender…", sent: "Sendt", failed: "Ikke sendt", retry: "Prøv igjen",
+      pending: "Sender…", sent: "Sendt", seen: "Sett", failed: "Ikke sendt", retry: "Prøv igjen",
       connecting: "Kobler til…", offline: "Frakoblet. Meldinger sendes når forbindelsen er tilbake.",
-      typing: "{name} skriver…", someone: "Kundeservice", you: "Du",
+      typing: "{name} skriver…", someone: "Kundeservice", you: "Du:",
       notice: "Før du skriver: les hvordan vi behandler chatdata i vår", policy: "personvernerklæring",
       accept: "OK, start chatten", empty: "Spør oss om hva som helst. Vi svarer vanligvis i løpet av minutter.",
-      unread: "{n} uleste"
+      unread: "{n} uleste", email: "E-post",
+      away: "Ingen er pålogget akkurat nå. Legg igjen en melding og e-postadressen din, så svarer vi på e-post.",
+      shut: "Vi har stengt nå. Legg igjen en melding og e-postadressen din, så svarer vi på e-post.",
+      bad: "Skriv en gyldig e-postadresse, for eksempel navn@eksempel.no.",
+      thanks: "Takk! Vi har fått meldingen din og svarer til {email}."
     }
   };
-  var lang = (data.locale || document.documentElement.lang || navigator.language || "en").toLowerCase();
-  var T = /^(nb|no|nn)\b/.test(lang) ? STRINGS.nb : STRINGS.en;
+  var lang = (data.locale || document.documentElement.lang || nav.language || "en").toLowerCase();
+  var isNb = /^(nb|no|nn)\b/.test(lang);
+  var T = isNb ? STRINGS.nb : STRINGS.en;
 
-  var CSS = [
+  // Colours: every one is a custom property, so a host page can set --chat-accent,
+  // --chat-on-accent, --chat-font, --chat-radius, --chat-offset, --chat-z on #chatserver-widget.
+  // Both palettes pass WCAG AA (checked by axe-core in tests/browser).
+  var STYLE = [
     ":host{all:initial}",
     "*{box-sizing:border-box;font:inherit}",
-    ".w{position:fixed;right:20px;bottom:20px;z-index:2147483000;font:15px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2430}",
-    ".l{position:relative;width:56px;height:56px;border-radius:50%;border:0;background:#1f5fbf;color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center;margin-left:auto}",
-    ".l:focus-visible,button:focus-visible,a:focus-visible,textarea:focus-visible{outline:3px solid #f0a500;outline-offset:2px}",
+    ".w{--a:var(--chat-accent,#1f5fbf);--o:var(--chat-on-accent,#fff);--r:var(--chat-radius,12px);--bg:#fff;--fg:#1d2430;--mu:#4f5968;--bu:#eef1f5;--li:#174ea6;--bo:#7d8796;--in:#fff;--er:#b3261e;--fb:#fde7e7;--ft:#8a1c1c;--sb:#fff4d6;--st:#5a4300;" +
+      "position:fixed;right:var(--chat-offset,20px);bottom:var(--chat-offset,20px);z-index:var(--chat-z,2147483000);font:15px/1.4 var(--chat-font,system-ui,-apple-system,'Segoe UI',Roboto,sans-serif);color:var(--fg)}",
+    ".w.dk{--bg:#1b1f27;--fg:#e8ecf2;--mu:#b0b9c6;--bu:#2c323d;--li:#9cc2ff;--bo:#7d8796;--in:#12151b;--er:#ff9a8f;--fb:#4a1f22;--ft:#ffd7d7;--sb:#3d3416;--st:#ffe7a3}",
+    ".w.lt{right:auto;left:var(--chat-offset,20px)}",
+    ".l{position:relative;width:56px;height:56px;border-radius:50%;border:0;background:var(--a);color:var(--o);cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.3);display:flex;align-items:center;justify-content:center;margin-left:auto}",
+    ".lt .l{margin-left:0}",
+    "button:focus-visible,a:focus-visible,textarea:focus-visible,input:focus-visible,.g:focus-visible{outline:3px solid #f0a500;outline-offset:2px}",
     ".l svg{width:28px;height:28px;fill:currentColor}",
     ".b{position:absolute;top:-4px;right:-4px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;background:#c62828;color:#fff;font-size:12px;font-weight:700;line-height:22px;text-align:center}",
-    ".p{width:min(370px,calc(100vw - 24px));height:min(540px,calc(100vh - 110px));margin-bottom:12px;background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}",
+    ".p{width:min(370px,calc(100vw - 24px));height:min(560px,calc(100vh - 110px));margin-bottom:12px;background:var(--bg);border-radius:var(--r);box-shadow:0 8px 30px rgba(0,0,0,.3);display:flex;flex-direction:column;overflow:hidden}",
     "[hidden]{display:none!important}",
-    ".h{display:flex;align-items:center;justify-content:space-between;padding:12px 14px;background:#1f5fbf;color:#fff;font-weight:600}",
-    ".x{border:0;background:transparent;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 8px;border-radius:4px}",
-    ".s{padding:4px 14px;font-size:13px;background:#fff4d6;color:#5a4300}",
+    ".h{display:flex;align-items:center;justify-content:space-between;padding:12px 14px;background:var(--a);color:var(--o);font-weight:600}",
+    ".x{border:0;background:transparent;color:inherit;font-size:22px;line-height:1;cursor:pointer;padding:2px 8px;border-radius:4px}",
+    ".s{padding:4px 14px;font-size:13px;background:var(--sb);color:var(--st)}",
     ".g{flex:1;overflow-y:auto;padding:12px 14px;display:flex;flex-direction:column;gap:8px}",
-    ".e{color:#5b6573;font-size:14px;text-align:center;margin:auto 0}",
-    ".m{max-width:82%;padding:8px 11px;border-radius:12px;background:#eef1f5;white-space:pre-wrap;overflow-wrap:anywhere;align-self:flex-start}",
-    ".m.me{align-self:flex-end;background:#1f5fbf;color:#fff}",
-    ".m.me a{color:#fff}",
-    ".m.sys{align-self:center;background:transparent;color:#5b6573;font-size:13px}",
-    ".n{font-size:12px;font-weight:600;margin-bottom:2px;color:#3b4656}",
-    ".t{display:block;font-size:11px;opacity:.8;margin-top:3px;text-align:right}",
-    ".m.failed{background:#fde7e7;color:#8a1c1c}",
+    ".e{color:var(--mu);font-size:14px;text-align:center;margin:auto 0}",
+    ".m{max-width:82%;padding:8px 11px;border-radius:var(--r);background:var(--bu);white-space:pre-wrap;overflow-wrap:anywhere;align-self:flex-start}",
+    ".m a{color:var(--li)}",
+    ".m.me{align-self:flex-end;background:var(--a);color:var(--o)}",
+    ".m.me a,.m.me .t{color:var(--o)}",
+    ".m.sys{align-self:center;background:transparent;color:var(--mu);font-size:13px;text-align:center}",
+    ".n{font-size:12px;font-weight:600;margin-bottom:2px}",
+    ".t{display:block;font-size:11px;margin-top:3px;text-align:right;color:var(--mu)}",
+    ".t time:not(:empty)+span:not(:empty):before{content:' · '}",
+    ".m.failed{background:var(--fb);color:var(--ft)}",
+    ".m.failed .t{color:var(--ft)}",
     ".r{margin-left:6px;border:1px solid currentColor;background:transparent;color:inherit;border-radius:4px;font-size:11px;cursor:pointer;padding:0 6px}",
-    ".y{min-height:20px;padding:0 14px;font-size:13px;color:#5b6573;font-style:italic}",
-    ".c{padding:10px 14px;font-size:13px;background:#f3f6fb;border-top:1px solid #dde3ec}",
-    ".c button{margin-top:6px;border:0;border-radius:6px;background:#1f5fbf;color:#fff;padding:6px 12px;cursor:pointer}",
-    ".f{display:flex;gap:8px;padding:10px;border-top:1px solid #dde3ec}",
-    ".f textarea{flex:1;resize:none;height:44px;max-height:120px;padding:8px;border:1px solid #b8c2d0;border-radius:8px;font-size:15px;color:#1d2430}",
-    ".f button{border:0;border-radius:8px;background:#1f5fbf;color:#fff;padding:0 14px;cursor:pointer;font-weight:600}",
-    ".f button:disabled{background:#9aa7b8;cursor:default}",
+    ".y{min-height:20px;padding:0 14px;font-size:13px;color:var(--mu);font-style:italic}",
+    ".c{padding:10px 14px;font-size:13px;background:var(--bu);border-top:1px solid var(--bo)}",
+    ".c a{color:var(--li)}",
+    ".c button,.f button{margin-top:6px;border:0;border-radius:6px;background:var(--a);color:var(--o);padding:6px 12px;cursor:pointer;font-weight:600}",
+    ".f{display:flex;flex-wrap:wrap;gap:8px;padding:10px;border-top:1px solid var(--bo)}",
+    ".o{width:100%;font-size:13px}",
+    ".o p{margin:0 0 6px}",
+    ".o label{display:block;font-weight:600;margin-bottom:2px}",
+    ".o input,.f textarea{width:100%;padding:8px;border:1px solid var(--bo);border-radius:8px;font-size:15px;background:var(--in);color:var(--fg)}",
+    "::placeholder{color:var(--mu);opacity:1}",
+    ".o .er{color:var(--er);margin:4px 0 0}",
+    ".f textarea{flex:1;width:auto;resize:none;height:44px;max-height:120px}",
+    ".f button{margin:0;border-radius:8px;padding:0 14px}",
+    ".f button:disabled{opacity:.55;cursor:default}",
     ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}"
   ].join("");
 
   // ------------------------------------------------------------------ state
-  var ws = null, ready = false, attempt = 0, retryTimer = null, wanted = false;
-  var visitorId = null, convId = null, lastSeq = 0, seen = {}, replaying = false;
+  var ws = null, ready = false, attempt = 0, retryTimer = null, wanted = false, pinger = null, quiet = 0;
+  var visitorId = null, convId = null, convStatus = null, lastSeq = 0, seen = {}, replaying = false;
   var policy = null, consentVersion = null, identity = data.identity || null;
-  var outbox = []; // own messages not yet acked: {id, body, state, el}
+  var agentsOnline = null, openNow = null, agentRead = 0, savedRead = 0;
+  var outbox = []; // own messages not yet acked: {id, body, email, state, el}
   var isOpen = false, unread = 0, readSent = 0;
   var typingSentAt = 0, typingIdle = null, typingHide = null;
   var listeners = {};
@@ -88,6 +121,7 @@
       try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); }
     });
   }
+  function track(type) { if (!noTrack) emit("analytics", { type: type }); }
   function fmt(s, v) { return s.replace(/\{(\w+)\}/g, function (_, k) { return v[k]; }); }
   function store(kind) { try { return window[kind]; } catch (e) { return null; } }
   function get(kind, key) { var s = store(kind); try { return s ? s.getItem(key) : null; } catch (e) { return null; } }
@@ -95,6 +129,7 @@
     var s = store(kind);
     try { if (s) { if (value == null || value === "") s.removeItem(key); else s.setItem(key, value); } } catch (e) { /* full or blocked */ }
   }
+  function getJSON(key) { try { return JSON.parse(get("sessionStorage", key) || "null"); } catch (e) { return null; } }
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     var b = crypto.getRandomValues(new Uint8Array(16)), h = [];
@@ -115,19 +150,26 @@
     var last = 0, m;
     URL_RE.lastIndex = 0;
     while ((m = URL_RE.exec(text))) {
-      var url = m[0].replace(/[.,;:!?)\]}'"]+$/, "");
-      if (!url) continue;
+      var url = m[0].replace(/[.,;:!?)\]}'"]+$/, ""), href = null;
+      try { href = new URL(url); } catch (e) { /* not a URL after all: stays text */ }
+      if (!href || !/^https?:$/.test(href.protocol)) continue;
       parent.appendChild(document.createTextNode(text.slice(last, m.index)));
       var a = el("a", null, url);
-      a.href = url;
+      a.href = href.href;
       a.target = "_blank";
-      a.rel = "noopener noreferrer nofollow";
+      a.rel = "noopener noreferrer";
       parent.appendChild(a);
       last = m.index + url.length;
       URL_RE.lastIndex = last;
     }
     parent.appendChild(document.createTextNode(text.slice(last)));
   }
+
+  // Times in the visitor's own locale and time zone (Intl's defaults are the browser's).
+  var DTF = Intl.DateTimeFormat;
+  var fmtTime = new DTF(undefined, { hour: "2-digit", minute: "2-digit" });
+  var fmtDay = new DTF(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  var fmtFull = new DTF(undefined, { dateStyle: "full", timeStyle: "short" });
 
   // ------------------------------------------------------------------ UI
   function build() {
@@ -137,12 +179,13 @@
     var root = host.attachShadow({ mode: "open" });
     if (root.adoptedStyleSheets && window.CSSStyleSheet && CSSStyleSheet.prototype.replaceSync) {
       var sheet = new CSSStyleSheet();
-      sheet.replaceSync(CSS);
+      sheet.replaceSync(STYLE);
       root.adoptedStyleSheets = [sheet];
     } else {
-      root.appendChild(el("style", null, CSS));
+      root.appendChild(el("style", null, STYLE));
     }
-    var w = el("div", "w");
+    var w = el("div", "w" + (data.position === "left" ? " lt" : ""));
+    w.lang = isNb ? "nb" : "en";
     var panel = el("div", "p");
     panel.id = "cs-panel";
     panel.hidden = true;
@@ -169,6 +212,23 @@
     var consent = el("div", "c");
     consent.hidden = true;
     var form = el("form", "f");
+    form.noValidate = true; // the widget says what is wrong, in the widget's language
+    // The offline form: shown instead of a plain composer when no agent is online.
+    var off = el("div", "o");
+    off.hidden = true;
+    var intro = el("p");
+    var elab = el("label", null, T.email);
+    elab.htmlFor = "cs-email";
+    var email = el("input");
+    email.id = "cs-email";
+    email.type = "email";
+    email.autocomplete = "email";
+    email.maxLength = 254;
+    email.setAttribute("aria-describedby", "cs-email-err");
+    var err = el("p", "er");
+    err.id = "cs-email-err";
+    err.hidden = true;
+    off.append(intro, elab, email, err);
     var lab = el("label", "v", T.label);
     lab.htmlFor = "cs-input";
     var input = el("textarea");
@@ -178,7 +238,7 @@
     input.placeholder = T.placeholder;
     var send = el("button", null, T.send);
     send.type = "submit";
-    form.append(lab, input, send);
+    form.append(off, lab, input, send);
     panel.append(head, status, log, typing, consent, form);
     var launcher = el("button", "l");
     launcher.type = "button";
@@ -188,14 +248,24 @@
     launcher.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg>';
     var badge = el("span", "b");
     badge.hidden = true;
+    badge.setAttribute("aria-hidden", "true");
     launcher.appendChild(badge);
     w.append(panel, launcher);
     root.appendChild(w);
     document.body.appendChild(host);
+    if (data.color && window.CSS && window.CSS.supports("color", data.color)) {
+      host.style.setProperty("--chat-accent", data.color);
+      host.style.setProperty("--chat-on-accent", onColor(root, data.color));
+    }
+    // Light or dark: data-theme wins, else the visitor's prefers-color-scheme, followed live.
+    var mq = window.matchMedia && matchMedia("(prefers-color-scheme: dark)");
+    var theme = function () { w.classList.toggle("dk", data.theme ? data.theme === "dark" : !!(mq && mq.matches)); };
+    theme();
+    if (mq && mq.addEventListener) mq.addEventListener("change", theme);
 
     launcher.addEventListener("click", function () { if (isOpen) close(); else open(); });
-    x.addEventListener("click", function () { close(); launcher.focus(); });
-    panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { close(); launcher.focus(); } });
+    x.addEventListener("click", close);
+    panel.addEventListener("keydown", function (e) { if (e.key === "Escape") close(); });
     form.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
     input.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
@@ -204,9 +274,31 @@
       put("sessionStorage", DRAFT_KEY, input.value);
       typingInput();
     });
-    ui = { root: root, panel: panel, log: log, empty: empty, typing: typing, status: status, consent: consent,
-      input: input, send: send, launcher: launcher, badge: badge };
+    email.addEventListener("input", function () {
+      put("sessionStorage", EMAIL_KEY, email.value);
+      if (!err.hidden && EMAIL_RE.test(email.value.trim())) emailError(false);
+    });
+    ui = { root: root, w: w, panel: panel, title: title, log: log, empty: empty, typing: typing, status: status,
+      consent: consent, off: off, intro: intro, email: email, err: err, input: input, send: send,
+      launcher: launcher, badge: badge };
+    // P12: what the visitor typed on the previous page (this tab only).
+    input.value = get("sessionStorage", DRAFT_KEY) || "";
+    email.value = get("sessionStorage", EMAIL_KEY) || "";
     return ui;
+  }
+
+  // The text colour with more contrast on an operator's accent colour: white or black.
+  function onColor(root, c) {
+    var probe = el("i");
+    probe.style.color = c;
+    root.appendChild(probe);
+    var v = (getComputedStyle(probe).color.match(/[\d.]+/g) || [0, 0, 0]).slice(0, 3).map(function (n) {
+      n /= 255;
+      return n <= 0.03928 ? n / 12.92 : Math.pow((n + 0.055) / 1.055, 2.4);
+    });
+    probe.remove();
+    var L = 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+    return 1.05 / (L + 0.05) >= (L + 0.05) / 0.05 ? "#fff" : "#000";
   }
 
   // data-conn on the panel says where the socket stands: connecting, offline or ready
@@ -218,6 +310,7 @@
     ui.status.hidden = !text;
   }
 
+  function needConsent() { return !!(policy && policy.version && !policy.accepted); }
   function renderConsent() {
     if (!ui) return;
     var need = needConsent();
@@ -237,23 +330,46 @@
     ok.addEventListener("click", accept);
     ui.consent.append(p, ok);
   }
-  function needConsent() { return !!(policy && policy.version && !policy.accepted); }
+
+  // No agent online and nothing open to write into: offer to leave a message with an email.
+  function offline() {
+    return agentsOnline === false && !(convId && convStatus !== "resolved") &&
+      !outbox.some(function (m) { return m.email; });
+  }
+  function renderMode() {
+    if (!ui) return;
+    var off = offline();
+    ui.off.hidden = !off;
+    ui.intro.textContent = openNow === false ? T.shut : T.away;
+    ui.empty.textContent = off ? "" : T.empty;
+    if (!off) emailError(false);
+  }
+  function emailError(show) {
+    ui.err.hidden = !show;
+    ui.err.textContent = show ? T.bad : "";
+    if (show) ui.email.setAttribute("aria-invalid", "true"); else ui.email.removeAttribute("aria-invalid");
+  }
 
   function bubble(msg, mine) {
     var d = el("div", "m" + (mine ? " me" : "") + (msg.kind === "event" || (msg.author && msg.author.role === "system") ? " sys" : ""));
     if (!mine && msg.author && msg.author.role === "agent") d.appendChild(el("div", "n", msg.author.name || T.someone));
-    var body = el("span");
+    if (mine) d.appendChild(el("span", "v", T.you + " "));
+    var body = el("span", "tx");
     linkify(body, msg.body || "");
     d.appendChild(body);
     var meta = el("span", "t");
+    meta.append(el("time"), el("span"));
     d.appendChild(meta);
     if (msg.ts) setTime(d, msg.ts);
+    if (mine) d.dataset.state = "acked";
     return d;
   }
   function setTime(d, ts) {
-    var t = new Date(ts);
-    var meta = d.querySelector(".t");
-    meta.textContent = isNaN(t) ? "" : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    var t = new Date(ts), e = d.querySelector("time");
+    if (isNaN(t)) return;
+    e.dateTime = ts;
+    e.textContent = (t.toDateString() === new Date().toDateString() ? fmtTime : fmtDay).format(t);
+    e.title = fmtFull.format(t);
   }
   // Keep the log in seq order; own unacked messages stay at the end.
   function place(d, seq) {
@@ -272,30 +388,52 @@
     scroll();
   }
   function scroll() { ui.log.scrollTop = ui.log.scrollHeight; }
+  function note(text) {
+    var d = el("div", "m sys", text);
+    ui.empty.hidden = true;
+    ui.log.appendChild(d);
+    scroll();
+  }
   function clearLog() {
     if (!ui) return;
     Array.prototype.slice.call(ui.log.children).forEach(function (c) { if (c !== ui.empty) c.remove(); });
     ui.empty.hidden = false;
   }
   function showState(item) {
-    var d = item.el, meta = d.querySelector(".t");
+    var d = item.el, st = d.querySelector(".t span");
     d.classList.toggle("failed", item.state === "failed");
-    d.setAttribute("aria-busy", item.state === "acked" ? "false" : "true");
     d.dataset.state = item.state;
-    if (item.state === "acked") return;
-    meta.textContent = item.state === "failed" ? T.failed : T.pending;
+    st.textContent = item.state === "failed" ? T.failed : T.pending;
     if (item.state === "failed") {
       var r = el("button", "r", T.retry);
       r.type = "button";
       r.addEventListener("click", function () { item.state = "queued"; showState(item); flush(); });
-      meta.appendChild(r);
+      st.appendChild(r);
     }
+  }
+  // Own sent messages say "Sent", or "Seen" once an agent's read covers their seq.
+  function showSeen() {
+    if (!ui) return;
+    ui.log.querySelectorAll('.me[data-state="acked"]').forEach(function (d) {
+      var read = +d.dataset.seq <= agentRead;
+      d.dataset.read = read;
+      d.querySelector(".t span").textContent = read ? T.seen : T.sent;
+    });
   }
   function setBadge() {
     if (!ui) return;
     ui.badge.hidden = !unread;
     ui.badge.textContent = unread > 99 ? "99+" : String(unread);
     ui.launcher.setAttribute("aria-label", unread ? T.launcher + " (" + fmt(T.unread, { n: unread }) + ")" : T.launcher);
+  }
+
+  // What survives a navigation in this tab (sessionStorage): messages not yet acked, whether
+  // the chat was open and what was read. Written only once the visitor has opened the chat.
+  function save() {
+    if (!wanted) return;
+    put("sessionStorage", STATE_KEY, JSON.stringify({ o: isOpen ? 1 : 0, r: readSent }));
+    var keep = outbox.map(function (m) { return { i: m.id, b: m.body, e: m.email }; });
+    put("sessionStorage", OUTBOX_KEY, keep.length ? JSON.stringify(keep) : null);
   }
 
   // ------------------------------------------------------------------ socket
@@ -311,43 +449,65 @@
       var hello = {
         type: "hello",
         page: { url: location.href.slice(0, 2048), title: document.title.slice(0, 2048), referrer: document.referrer.slice(0, 2048) },
-        locale: (navigator.language || "").slice(0, 35)
+        locale: (nav.language || "").slice(0, 35)
       };
       var token = get("localStorage", TOKEN_KEY);
       if (token) hello.visitor_token = token;
       if (identity) hello.identity = identity;
       if (consentVersion) hello.consent = { version: consentVersion };
       sock.send(JSON.stringify(hello));
+      // An app-level ping every 25 s: a connection that died silently is noticed and replaced.
+      clearInterval(pinger);
+      quiet = 0;
+      pinger = setInterval(function () {
+        if (ws !== sock) return clearInterval(pinger);
+        if (quiet++) return lost(sock);
+        frame({ type: "ping" });
+      }, 25000);
     };
     sock.onmessage = function (ev) {
       if (ws !== sock) return;
+      quiet = 0;
       var f;
       try { f = JSON.parse(ev.data); } catch (e) { return; }
       onFrame(f);
     };
     sock.onclose = function (ev) {
       if (ws !== sock) return;
-      ws = null;
-      ready = false;
-      outbox.forEach(function (m) { if (m.state === "sent") m.state = "queued"; });
-      if (!wanted) return;
       if (ev.code === 1013) attempt = 0; // "try again": reconnect soon and resume
-      reconnectLater();
+      lost(sock);
     };
+  }
+  // Forget a socket: what it had sent without an ack goes again (same client_msg_id).
+  function unplug(sock, code) {
+    sock.onclose = sock.onmessage = null;
+    try { sock.close(code); } catch (e) { /* already closed */ }
+    clearInterval(pinger);
+    ws = null;
+    ready = false;
+    outbox.forEach(function (m) { if (m.state === "sent") m.state = "queued"; });
+  }
+  function lost(sock) {
+    unplug(sock);
+    reconnectLater();
   }
   function reconnectLater() {
     ws = null;
     if (!wanted) return;
     setStatus(T.offline, "offline");
-    var cap = Math.min(30000, 500 * Math.pow(2, attempt++));
+    var cap = Math.min(10000, 500 * Math.pow(2, attempt++));
     clearTimeout(retryTimer);
-    retryTimer = setTimeout(connect, 250 + Math.random() * cap); // full jitter
+    retryTimer = setTimeout(connect, 250 + Math.random() * cap); // exponential, full jitter
+  }
+  function reconnectNow() {
+    if (ws) unplug(ws, 1000);
+    attempt = 0;
+    connect();
   }
   function drop() {
     wanted = false;
     clearTimeout(retryTimer);
-    if (ws) { var s = ws; ws = null; s.close(1000); }
-    ready = false;
+    if (ws) unplug(ws, 1000);
     setStatus("", "closed");
   }
   function frame(obj) {
@@ -369,8 +529,22 @@
       case "ack": return onAck(f);
       case "error": return onError(f);
       case "typing": return onTyping(f);
+      case "read":
+        if (f.conversation_id === convId && f.author && f.author.role === "agent" && f.seq > agentRead) {
+          agentRead = f.seq;
+          showSeen();
+        }
+        return;
+      case "presence":
+        if ("agents_online" in f) { agentsOnline = f.agents_online; openNow = f.open_now; renderMode(); }
+        return;
       case "conversation":
         if (!convId && f.id) convId = f.id; // started in another tab
+        if (f.id === convId) {
+          convStatus = f.status;
+          ui.title.textContent = T.title + (f.assignee && f.assignee.name ? " · " + f.assignee.name : "");
+          renderMode();
+        }
         return;
     }
   }
@@ -381,28 +555,43 @@
     visitorId = f.visitor_id;
     put("localStorage", TOKEN_KEY, f.visitor_token); // only ever reached after the visitor opened the chat
     policy = f.policy || null;
-    if (policy && policy.accepted) consentVersion = null;
+    if (!policy || policy.accepted || policy.version !== consentVersion) consentVersion = null;
     renderConsent();
+    agentsOnline = f.agents_online !== false; // a server without the field: assume someone answers
+    openNow = f.open_now;
     var list = f.conversations || [], conv = null;
     for (var i = 0; i < list.length; i++) if (list[i].id === convId) conv = list[i];
     if (!conv && list.length) conv = list[list.length - 1]; // the server lists oldest first
     if (conv) {
       if (conv.id !== convId) { resetConversation(); convId = conv.id; }
-      replaying = lastSeq ? "missed" : "history"; // history on a fresh page is not "unread"
+      convStatus = conv.status;
+      replaying = lastSeq ? "missed" : "history"; // history on a fresh page is not all "unread"
       frame({ type: "resume", conversation_id: conv.id, after_seq: Math.min(lastSeq, conv.last_seq) });
     } else {
       becomeReady();
     }
+    renderMode();
   }
   function resetConversation() {
-    convId = null; lastSeq = 0; seen = {}; readSent = 0;
+    convId = null; convStatus = null; lastSeq = 0; seen = {}; readSent = 0; agentRead = 0;
     var keep = outbox.filter(function (m) { return m.state !== "acked"; });
     clearLog();
     keep.forEach(function (m) { place(m.el, null); });
   }
+  // A new conversation after a resolved one: the old one stays in view, above, as history.
+  function archive() {
+    ui.log.querySelectorAll("[data-seq]").forEach(function (c) {
+      if (c.dataset.seq !== "") { c.dataset.seq = "-1"; c.removeAttribute("data-state"); }
+    });
+    convId = null; lastSeq = 0; seen = {}; readSent = 0; agentRead = 0;
+  }
   function becomeReady() {
     ready = true;
     setStatus("", "ready");
+    // Sends that failed for a passing reason go again, with the same client_msg_id.
+    outbox.forEach(function (m) {
+      if (m.state === "failed" && /^(unavailable|rate_limited|internal)$/.test(m.error)) { m.state = "queued"; showState(m); }
+    });
     flush();
     markRead();
   }
@@ -415,8 +604,11 @@
     build();
     var mine = f.author && f.author.role === "visitor";
     place(bubble(f, mine), f.seq);
+    if (mine) showSeen();
     if (f.author && f.author.role === "agent") hideTyping();
-    if (!mine && replaying !== "history" && !(isOpen && !document.hidden)) { unread++; setBadge(); emit("unread", unread); }
+    if (!mine && (replaying !== "history" || f.seq > savedRead) && !(isOpen && !document.hidden)) {
+      unread++; setBadge(); emit("unread", unread);
+    }
     emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: f.author, body: f.body, kind: f.kind, replay: !!replaying });
     markRead();
   }
@@ -426,26 +618,48 @@
     for (var i = 0; i < outbox.length; i++) if (outbox[i].id === f.client_msg_id) item = outbox[i];
     if (!item) return;
     outbox.splice(outbox.indexOf(item), 1);
-    if (!convId) convId = f.conversation_id;
+    if (convId && f.conversation_id !== convId) archive(); // a new one after a resolved one
+    if (!convId) { convId = f.conversation_id; convStatus = item.email ? "pending" : "open"; }
     item.state = "acked";
     if (seen[f.seq]) {
       item.el.remove(); // already shown by a resume replay after a reconnect
     } else {
       seen[f.seq] = true;
       if (f.seq > lastSeq) lastSeq = f.seq;
-      showState(item);
       setTime(item.el, f.ts);
-      item.el.title = T.sent;
+      item.el.dataset.state = "acked";
+      item.el.classList.remove("failed");
       place(item.el, f.seq);
+      showSeen();
     }
+    if (item.email) {
+      note(fmt(T.thanks, { email: item.email }));
+      put("sessionStorage", EMAIL_KEY, null);
+      ui.email.value = "";
+    }
+    save();
+    renderMode();
     emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: { role: "visitor", id: visitorId, name: null }, body: item.body, kind: "text", replay: false });
     flush();
   }
 
   function onError(f) {
+    emit("error", { code: f.code, message: f.message, ref: f.ref });
     if (!f.ref) return;
-    outbox.forEach(function (m) {
-      if (m.id === f.ref && m.state !== "acked") { m.state = "failed"; m.error = f.code; showState(m); }
+    outbox.slice().forEach(function (m) {
+      if (m.id !== f.ref || m.state === "acked") return;
+      if (m.email && /^bad_(request|frame)$/.test(f.code)) {
+        // The server refused the contact: back into the form, nothing was stored.
+        outbox.splice(outbox.indexOf(m), 1);
+        m.el.remove();
+        if (!ui.input.value) ui.input.value = m.body;
+        ui.email.value = m.email;
+        save();
+        renderMode();
+        emailError(true);
+        return;
+      }
+      m.state = "failed"; m.error = f.code; showState(m);
     });
     flush();
   }
@@ -461,45 +675,61 @@
 
   // ------------------------------------------------------------------ sending
   function submit() {
-    var text = ui.input.value;
+    var text = ui.input.value, email = null;
     if (!text.trim()) return;
+    if (offline()) {
+      email = ui.email.value.trim();
+      if (!EMAIL_RE.test(email) || email.length > 254) { emailError(true); ui.email.focus(); return; }
+      emailError(false);
+    }
     if (needConsent()) { var b = ui.consent.querySelector("button"); if (b) b.focus(); return; }
     ui.input.value = "";
     put("sessionStorage", DRAFT_KEY, null);
-    var item = { id: uuid(), body: text.slice(0, MAX_BODY), state: "queued", el: null };
+    stopTyping();
+    queue({ id: uuid(), body: text.slice(0, MAX_BODY), email: email });
+    renderMode();
+    flush();
+    track("send");
+  }
+  function queue(item) {
+    item.state = "queued";
     item.el = bubble({ body: item.body }, true);
     showState(item);
     place(item.el, null);
     outbox.push(item);
-    flush();
+    save();
   }
-  // Send what waits, in order. Until the first message's ack names the new
-  // conversation, later messages wait, so that they do not start a second one.
+  // Send what waits, in order. A message that starts a conversation (the first one, one
+  // after the last was resolved, or one with a contact email) goes alone: later ones wait
+  // for its ack to name the conversation.
   function flush() {
     if (!ready || needConsent()) return;
     for (var i = 0; i < outbox.length; i++) {
-      var m = outbox[i];
-      if (!convId && m.state === "sent") return;
+      var m = outbox[i], starts = !!m.email || !convId || convStatus === "resolved";
+      if (starts && m.state === "sent") return;
       if (m.state !== "queued") continue;
       var f = { type: "send", client_msg_id: m.id, body: m.body };
-      if (convId) f.conversation_id = convId;
+      if (!starts) f.conversation_id = convId;
+      else if (m.email) f.contact = { email: m.email };
       if (!frame(f)) return;
       m.state = "sent";
-      if (!convId) return;
+      if (starts) return;
     }
   }
   function typingInput() {
     if (!convId || !ready) return;
     var now = Date.now();
-    if (now - typingSentAt >= 2000) {
+    if (now - typingSentAt >= 2000) { // at most one "typing" every 2 s
       typingSentAt = now;
       frame({ type: "typing", conversation_id: convId, state: true });
     }
     clearTimeout(typingIdle);
-    typingIdle = setTimeout(function () {
-      if (convId && ready) frame({ type: "typing", conversation_id: convId, state: false });
-      typingSentAt = 0;
-    }, 3000);
+    typingIdle = setTimeout(stopTyping, 3000);
+  }
+  function stopTyping() {
+    clearTimeout(typingIdle);
+    if (typingSentAt && convId && ready) frame({ type: "typing", conversation_id: convId, state: false });
+    typingSentAt = 0;
   }
   function markRead() {
     if (!isOpen || document.hidden) return;
@@ -507,6 +737,7 @@
     if (ready && convId && lastSeq > readSent) {
       readSent = lastSeq;
       frame({ type: "read", conversation_id: convId, seq: lastSeq });
+      save();
     }
   }
   // The visitor accepted the notice. A socket takes one hello, so reconnect
@@ -516,59 +747,78 @@
     consentVersion = policy.version;
     policy.accepted = true; // optimistic; the next welcome says what the server recorded
     renderConsent();
-    if (ws) { var s = ws; ws = null; s.close(1000); }
-    attempt = 0;
-    connect();
-    ui.input.focus();
+    reconnectNow();
+    (offline() && !EMAIL_RE.test(ui.email.value) ? ui.email : ui.input).focus();
   }
 
   // ------------------------------------------------------------------ API
-  function open() {
+  function open(restore) {
     build();
     if (!isOpen) {
       isOpen = true;
       ui.panel.hidden = false;
       ui.launcher.setAttribute("aria-expanded", "true");
-      if (!ui.input.value) ui.input.value = get("sessionStorage", DRAFT_KEY) || "";
-      ui.input.focus();
-      emit("open");
+      if (restore !== true) {
+        ui.input.focus();
+        emit("open");
+        track("open");
+      }
     }
     wanted = true;
+    save();
     connect();
     markRead();
   }
   function close() {
     if (!isOpen) return;
+    var inside = ui.root.activeElement && ui.panel.contains(ui.root.activeElement);
     isOpen = false;
     ui.panel.hidden = true;
     ui.launcher.setAttribute("aria-expanded", "false");
+    if (inside) ui.launcher.focus();
+    save();
     emit("close");
+    track("close");
   }
   function identify(token) {
     identity = token || null;
-    if (ws) { var s = ws; ws = null; s.close(1000); attempt = 0; connect(); } // one hello per socket
+    if (ws) reconnectNow(); // one hello per socket
   }
   function logout() {
-    drop();
-    put("localStorage", TOKEN_KEY, null);
-    put("sessionStorage", DRAFT_KEY, null);
-    identity = null; visitorId = null; policy = null; consentVersion = null; outbox = [];
-    resetConversation();
-    if (ui) { ui.input.value = ""; renderConsent(); }
-    unread = 0; setBadge();
     close();
+    drop();
+    [DRAFT_KEY, EMAIL_KEY, OUTBOX_KEY, STATE_KEY].forEach(function (k) { put("sessionStorage", k, null); });
+    put("localStorage", TOKEN_KEY, null);
+    identity = null; visitorId = null; policy = null; consentVersion = null; outbox = []; agentsOnline = null;
+    resetConversation();
+    if (ui) { ui.input.value = ui.email.value = ""; renderConsent(); renderMode(); }
+    unread = 0; setBadge();
   }
   function on(name, fn) {
     (listeners[name] = listeners[name] || []).push(fn);
     return function () { var l = listeners[name]; l.splice(l.indexOf(fn), 1); };
   }
 
-  document.addEventListener("visibilitychange", markRead);
-  window.addEventListener("online", function () {
-    if (wanted && !ws) { attempt = 0; connect(); }
+  // A visitor who opened the chat earlier in this tab keeps it across navigation: the
+  // socket comes back (for unread replies), with the panel open if it was, and unsent
+  // messages are sent. A tab where the chat was never opened stays untouched (P11).
+  function start() {
+    build();
+    var st = getJSON(STATE_KEY);
+    if (!st) return;
+    savedRead = readSent = st.r || 0;
+    (getJSON(OUTBOX_KEY) || []).forEach(function (m) { queue({ id: m.i, body: m.b, email: m.e || null }); });
+    if (st.o) open(true);
+    else { wanted = true; connect(); }
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    markRead();
+    if (!document.hidden && wanted && !ws) reconnectNow();
   });
+  window.addEventListener("online", function () { if (wanted && !ws) reconnectNow(); });
 
   window.ChatWidget = { open: open, close: close, identify: identify, logout: logout, on: on };
-  if (document.body) build();
-  else document.addEventListener("DOMContentLoaded", build);
+  if (document.body) start();
+  else document.addEventListener("DOMContentLoaded", start);
 })();

@@ -1,5 +1,6 @@
-"""Fixtures for the browser tests: one Chromium, one demo chat server and one static host site
-(another origin, allowed by the chat server) per test session (per xdist worker)."""
+"""Fixtures for the browser tests: one demo chat server and one static host site (another
+origin, allowed by the chat server) per test session (per xdist worker), one Chromium per
+test module."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from tests.browser.support import (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API keeps an asyncio loop running in
+    # this thread while it lives, and the suite's asyncio tests may share this worker.
     if not Path(CHROMIUM).exists():
         message = (
             f"browser tests need Debian's Chromium at {CHROMIUM} "

@@ -4,11 +4,12 @@ hostile text from an agent, and the agent console."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import BrowserContext, WebSocketRoute, expect
 
 from tests.browser.support import (
     Agent,
@@ -218,6 +219,53 @@ def test_offline_form_leaves_a_pending_conversation_with_the_email(
     ]
 
 
+def test_failed_send_is_shown_and_retried_with_the_same_client_msg_id(
+    chat: ChatServer, agent: Agent, new_context: NewContext
+) -> None:
+    """The real server behind a pass-through socket route that answers the first `send`
+    itself with `unavailable`, as a server whose store failed would."""
+    page = new_context().new_page()
+    sends: list[dict[str, object]] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame["type"] == "send":
+                sends.append(frame)
+                if len(sends) == 1:
+                    ws.send(
+                        json.dumps(
+                            {
+                                "type": "error",
+                                "code": "unavailable",
+                                "message": "the store is not available",
+                                "ref": frame["client_msg_id"],
+                            }
+                        )
+                    )
+                    return
+            server.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(lambda message: ws.send(message))
+
+    page.route_web_socket(re.compile(r"/ws/visitor$"), route)
+    load(page, chat.url + "/demo")
+    open_chat(page, consent=True)
+    visitor_send(page, "Is this thing on?")
+    failed = page.locator('#cs-panel .m.me[data-state="failed"]')
+    expect(failed).to_contain_text("Not sent")
+    page.get_by_role("button", name="Retry").click()
+    expect(own_acked(page)).to_have_count(1)
+    expect(failed).to_have_count(0)
+    assert len(sends) == 2
+    assert sends[0]["client_msg_id"] == sends[1]["client_msg_id"]
+    cid = conversation_id(page)
+    assert [m["body"] for m in chat.messages(cid)] == ["Is this thing on?"]
+
+
 XSS = [
     '<img src=x onerror="window.__xss=1;alert(1)">',
     "javascript:window.__xss=2;alert(2)",
@@ -331,6 +379,18 @@ def test_console_agent_sees_new_conversation_live_and_replies(
     console.get_by_role("button", name="Resolve").click()
     expect(console.get_by_role("button", name="Reopen")).to_be_visible()
     assert chat.api("GET", f"/conversations/{cid}")["status"] == "resolved"
+
+    # After that, the visitor's next message starts a new conversation (one an agent sees
+    # in the open inbox); the resolved one stays in view above it.
+    visitor_send(visitor, "Sorry, one more thing")
+    visitor.wait_for_function("() => window.__chat.some(m => m.body === 'Sorry, one more thing')")
+    new_cid = visitor.evaluate(
+        "() => window.__chat.find(m => m.body === 'Sorry, one more thing').conversation_id"
+    )
+    assert new_cid != cid
+    assert chat.api("GET", f"/conversations/{new_cid}")["status"] == "open"
+    assert bubble_texts(visitor)[-2:] == ["It is 4711", "Sorry, one more thing"]
+    expect(console.locator(f'#conversations button[data-id="{new_cid}"]')).to_be_visible()
 
     console.get_by_role("button", name="Sign out").click()
     expect(console.get_by_role("button", name="Sign in")).to_be_visible()

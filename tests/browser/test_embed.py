@@ -8,12 +8,14 @@ from collections.abc import Callable
 from playwright.sync_api import BrowserContext, WebSocket, expect
 
 from tests.browser.support import (
+    ROOT,
     Agent,
     ChatServer,
     StaticSite,
     bubble_texts,
     conversation_id,
     load,
+    message_box,
     open_chat,
     own_acked,
     panel,
@@ -21,6 +23,7 @@ from tests.browser.support import (
 )
 
 NewContext = Callable[..., BrowserContext]
+EXAMPLE = ROOT / "widget" / "example"
 
 
 def test_cross_origin_embed_on_another_port(
@@ -84,9 +87,37 @@ def test_host_page_css_custom_properties_and_page_language(
     assert viewport["width"] - (box["x"] + box["width"]) == 40  # right side, 40 px in
     assert viewport["height"] - (box["y"] + box["height"]) == 40
 
+    # No lang on the page either: the browser's language decides.
+    plain = site.page("plain.html", chat, lang=None)
+    norwegian = new_context(locale="nb-NO").new_page()
+    load(norwegian, plain)
+    expect(norwegian.get_by_role("button", name="Chat med oss")).to_be_visible()
+
     # A light accent gets dark text: still readable.
     light = site.page("light.html", chat, attrs='data-color="#ffd400"')
     load(page, light)
     launcher = page.get_by_role("button", name="Chat with us")
     expect(launcher).to_have_css("background-color", "rgb(255, 212, 0)")
     expect(launcher).to_have_css("color", "rgb(0, 0, 0)")
+
+
+def test_the_shipped_example_page_works_cross_origin(
+    chat: ChatServer, site: StaticSite, new_context: NewContext
+) -> None:
+    """widget/example/ (see widget/README.md), pointed at this test's chat server."""
+    for name in ("index.html", "checkout.html"):
+        html = (EXAMPLE / name).read_text()
+        assert "http://127.0.0.1:8000/widget.js" in html
+        (site.root / f"example-{name}").write_text(
+            html.replace("http://127.0.0.1:8000", chat.url).replace(
+                'href="checkout.html"', 'href="example-checkout.html"'
+            )
+        )
+    page = new_context().new_page()
+    load(page, f"{site.origin}/example-index.html")
+    open_chat(page, consent=True)
+    message_box(page).fill("typed on the first page")
+    page.get_by_role("link", name="Go to the checkout").click()
+    page.wait_for_function("() => !!window.ChatWidget")
+    expect(panel(page)).to_have_attribute("data-conn", "ready")
+    expect(message_box(page)).to_have_value("typed on the first page")

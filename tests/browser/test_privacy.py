@@ -29,6 +29,12 @@ from tests.browser.support import (
 NewContext = Callable[..., BrowserContext]
 
 
+def _frames_sent(page: Page) -> list[str]:
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: frames.append(payload)))
+    return frames
+
+
 def test_page_load_opens_nothing_until_the_launcher_is_clicked(
     chat: ChatServer, new_context: NewContext
 ) -> None:
@@ -49,11 +55,14 @@ def test_page_load_opens_nothing_until_the_launcher_is_clicked(
     assert context.cookies() == []
     paths = {r.removeprefix(chat.url).split("?")[0] for r in requests}
     assert paths <= {"/demo", "/widget.js", "/favicon.ico"}, paths
-    # Nor does hovering, focusing or scrolling: only opening does.
+    # Nor does hovering, focusing, scrolling or the host page identifying its user: only
+    # opening does.
     launcher(page).hover()
     launcher(page).focus()
     page.mouse.wheel(0, 200)
+    page.evaluate("() => ChatWidget.identify('eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl')")
     assert sockets == []
+    frames = _frames_sent(page)
     assert page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
 
     with page.expect_websocket() as opened:
@@ -64,6 +73,8 @@ def test_page_load_opens_nothing_until_the_launcher_is_clicked(
     notice = page.get_by_role("link", name="privacy notice")
     expect(notice).to_be_visible()
     assert len(sockets) == 1
+    # The identity token goes with the hello, only now.
+    assert json.loads(frames[0])["identity"] == "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl"
     # Only now, after the visitor opened the chat, is anything kept: the visitor token, and
     # for this tab the chat's state (open, read position).
     assert page.evaluate("() => Object.keys(localStorage)") == ["chatserver.visitor"]
@@ -108,12 +119,6 @@ def test_analytics_hook_is_silent_under_gpc_and_dnt(
     assert seen["gpc"] == [], "analytics events despite Global Privacy Control"
     assert seen["dnt"] == [], "analytics events despite Do Not Track"
     # The hook exists for operators to wire their own analytics; the widget sends nothing.
-
-
-def _frames_sent(page: Page) -> list[str]:
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: frames.append(payload)))
-    return frames
 
 
 def test_draft_and_offline_form_survive_navigation_and_are_sent_only_on_submit(
@@ -196,3 +201,16 @@ def test_new_privacy_notice_version_is_shown_again_once(
     expect(panel(page)).to_have_attribute("data-conn", "ready")
     accept_notice(page, consent=False)
     assert bubble_texts(page) == ["before the new notice", "after the new notice"]
+
+    # logout() forgets the visitor on this device: socket closed, nothing kept; the next
+    # page load is like the very first one.
+    page.evaluate("() => ChatWidget.logout()")
+    expect(panel(page)).to_be_hidden()
+    expect(panel(page)).to_have_attribute("data-conn", "closed")
+    assert page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
+    sockets: list[WebSocket] = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    expect(launcher(page)).to_be_visible()
+    assert sockets == []
