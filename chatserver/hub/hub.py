@@ -354,6 +354,8 @@ class Hub:
             self._announce_new_conversation(message)
             if self._assign_capacity is not None:
                 self.spawn(self.auto_assign(cid))
+        elif message.reopened:
+            self.spawn(self._announce_reopened(cid))
         self.broker.publish(
             Event(
                 topic="c:" + cid,
@@ -391,6 +393,11 @@ class Hub:
                     self._last_assigned = agent_id
                     return agent_id
             return None
+
+    async def _announce_reopened(self, conversation_id: str) -> None:
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is not None:
+            self._publish_change(conversation, conversation)
 
     def _announce_new_conversation(self, message: StoredMessage) -> None:
         conversation = Conversation(
@@ -550,18 +557,22 @@ class Hub:
             unassign=unassign,
             tags=tags,
         )
+        self._publish_change(before, after)
+        return after
+
+    def _publish_change(self, before: Conversation, after: Conversation) -> None:
+        """A conversation's status, assignee or tags changed: inboxes and followers hear it."""
         self.broker.publish(
             Event(
                 topic="inbox",
                 kind="conversation",
                 frame=conversation_frame(after),
                 visitor_frame=conversation_frame(after, for_visitor=True),
-                conversation_id=conversation_id,
+                conversation_id=after.id,
                 assignee_id=after.assignee_id,
                 prev_assignee_id=before.assignee_id,
             )
         )
-        return after
 
     def new_id(self) -> str:
         return uuid7(self.clock.now_us())

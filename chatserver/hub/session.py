@@ -186,7 +186,7 @@ class _Session:
 class VisitorSession(_Session):
     """A visitor's socket: ``hello`` first, then only their own conversations."""
 
-    __slots__ = ("ip", "session_id", "user_agent")
+    __slots__ = ("consent_needed", "ip", "session_id", "user_agent")
     role = "visitor"
 
     def __init__(
@@ -201,6 +201,8 @@ class VisitorSession(_Session):
         self.ip = ip
         self.user_agent = user_agent
         self.session_id: str | None = None
+        # The policy version this visitor must accept before sending (P9), if any.
+        self.consent_needed: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -240,6 +242,12 @@ class VisitorSession(_Session):
     def send(self, frame: p.Send) -> None:
         if frame.kind != "text":
             raise Forbidden("visitors send text only")
+        if self.consent_needed is not None:
+            # P9: the current notice is accepted before anything is stored.
+            raise Forbidden(
+                f"accept privacy notice version {self.consent_needed} first: "
+                "say hello again with consent"
+            )
         self._check_body(frame.body)
         if frame.conversation_id is not None:
             self._own(frame.conversation_id)
@@ -312,6 +320,8 @@ class VisitorSession(_Session):
                         f"consent is for version {frame.consent.version}, "
                         f"the current version is {policy.version}"
                     )
+        if policy is not None and not accepted:
+            self.consent_needed = policy.version
         if frame.identity is not None:
             self._fail(
                 Unauthorized("identity token not accepted: the chat goes on as anonymous"), None

@@ -108,6 +108,8 @@ class StoredMessage(msgspec.Struct, frozen=True):
     # True when storing it started the conversation, and the status it started in.
     created_conversation: bool = False
     conversation_status: str = "open"
+    # True when this (visitor's) message reopened a resolved conversation.
+    reopened: bool = False
 
 
 class CannedResponse(msgspec.Struct, frozen=True):

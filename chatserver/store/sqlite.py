@@ -532,6 +532,9 @@ class SQLiteStore:
                 f"UPDATE conversations SET {', '.join(sets)} WHERE id = ?",
                 (*params, conversation_id),
             )
+            entry = tx.state.get("seqs", {}).get(conversation_id)
+            if entry is not None and status is not None:
+                entry[3] = status  # later messages of this transaction see the new status
             return before, _fetch_conversation(conn, tx, conversation_id)
 
         return await self.writer.run(op)
@@ -897,14 +900,26 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
     entry = seqs.get(conversation_id)
     if entry is None:
         row = conn.execute(
-            "SELECT last_seq, visitor_id FROM conversations WHERE id = ?", (conversation_id,)
+            "SELECT last_seq, visitor_id, status FROM conversations WHERE id = ?",
+            (conversation_id,),
         ).fetchone()
         if row is None:
             raise NotFound("no such conversation")
-        entry = seqs[conversation_id] = [row[0], row[1], new.created_at]
+        entry = seqs[conversation_id] = [row[0], row[1], new.created_at, row[2]]
         tx.before_commit("messages", _write_messages)
     if new.visitor_id is not None and entry[1] != new.visitor_id:
         raise NotFound("no such conversation")
+    reopened = False
+    if new.author_role == "visitor" and entry[3] == "resolved":
+        # The visitor wrote again: the conversation is back in the agents' open inbox.
+        # Written now, not with the batch's seqs, so that a resolve later in this same
+        # transaction still wins.
+        conn.execute(
+            "UPDATE conversations SET status = 'open', closed_at = NULL WHERE id = ?",
+            (conversation_id,),
+        )
+        entry[3] = "open"
+        reopened = True
     entry[0] += 1
     entry[2] = max(entry[2], new.created_at)
     stored = StoredMessage(
@@ -919,7 +934,8 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         created_at=new.created_at,
         client_msg_id=new.client_msg_id,
         created_conversation=created,
-        conversation_status=status if created else "open",
+        conversation_status=status if created else entry[3],
+        reopened=reopened,
     )
     state.setdefault("rows", []).append(stored)
     if new.client_msg_id is not None:
@@ -965,7 +981,7 @@ def _write_messages(conn: sqlite3.Connection, tx: Tx) -> None:
     conn.executemany(
         "UPDATE conversations SET last_seq = ?, last_message_at = ?, "
         "updated_at = max(updated_at, ?) WHERE id = ?",
-        [(last, at, at, cid) for cid, (last, _, at) in tx.state["seqs"].items()],
+        [(last, at, at, cid) for cid, (last, _, at, _) in tx.state["seqs"].items()],
     )
 
 

@@ -264,3 +264,20 @@ async def test_a_fast_sender_is_held_to_max_unacked(hub: Hub) -> None:
     acks = [f for f in frames(session.peer) if f["type"] == "ack"]
     assert [a["seq"] for a in acks] == list(range(2, 302))
     assert most == 3
+
+
+async def test_nothing_is_stored_before_the_current_notice_is_accepted(hub: Hub) -> None:
+    """With a policy published, a visitor who has not accepted it cannot send (P9)."""
+    await hub.store.publish_policy("2019-06-01", "/privacy", 1)
+    session, welcome = await visitor(hub)
+    assert welcome["policy"]["accepted"] is False
+    await session.handle('{"type":"send","client_msg_id":"early","body":"hi"}')
+    error = assert_frame_sent(session.peer, "error", code="forbidden", ref="early")
+    assert "2019-06-01" in error["message"]
+    assert await hub.store.visitor_conversations(welcome["visitor_id"]) == []
+    accepted, _ = await visitor(
+        hub, visitor_token=welcome["visitor_token"], consent={"version": "2019-06-01"}
+    )
+    await accepted.handle('{"type":"send","client_msg_id":"now","body":"hi"}')
+    await settle(hub)
+    assert [f["type"] for f in frames(accepted.peer)][:1] == ["ack"]

@@ -443,3 +443,30 @@ async def test_a_message_left_offline_starts_a_pending_conversation(
             contact={"email": "a@b.c"},
         )
         assert (await agent.until("error", ref="x3"))["code"] == "bad_request"
+
+
+async def test_a_visitor_writing_again_reopens_a_resolved_conversation(
+    server: Server, token: str
+) -> None:
+    """A resolved conversation the visitor writes into is open again, and agents hear of it."""
+    async with server.visitor() as (visitor, _), server.agent(token) as agent:
+        conv = (await start_conversation(visitor))["conversation_id"]
+        await agent.send(type="subscribe", inbox="all")
+        await agent.until("subscribed")
+        async with server.http(token) as http:
+            r = await http.patch(f"/api/v1/conversations/{conv}", json={"status": "resolved"})
+            assert r.json()["status"] == "resolved"
+            await agent.until("conversation", id=conv, status="resolved")
+            # An agent's message does not reopen it; the visitor's does.
+            await http.post(
+                f"/api/v1/conversations/{conv}/messages", json={"client_msg_id": "a", "body": "Bye"}
+            )
+            assert (await http.get(f"/api/v1/conversations/{conv}")).json()["status"] == "resolved"
+            await visitor.send(
+                type="send", client_msg_id="again", conversation_id=conv, body="One more thing"
+            )
+            await visitor.until("ack", client_msg_id="again")
+            reopened = await agent.until("conversation", id=conv, status="open")
+            assert reopened["last_seq"] == 3
+            c = (await http.get(f"/api/v1/conversations/{conv}")).json()
+            assert c["status"] == "open" and c["closed_at"] is None
