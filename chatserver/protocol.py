@@ -187,6 +187,8 @@ class ConversationSummary(msgspec.Struct, frozen=True):
     id: str
     status: str
     last_seq: int
+    # How far agents have read: the widget shows "Seen" without waiting for a new read.
+    agent_read_seq: int = 0
 
 
 class Policy(msgspec.Struct, frozen=True):

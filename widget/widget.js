@@ -565,6 +565,7 @@
     if (conv) {
       if (conv.id !== convId) { resetConversation(); convId = conv.id; }
       convStatus = conv.status;
+      if (conv.agent_read_seq > agentRead) agentRead = conv.agent_read_seq; // "Seen" survives a reload
       replaying = lastSeq ? "missed" : "history"; // history on a fresh page is not all "unread"
       frame({ type: "resume", conversation_id: conv.id, after_seq: Math.min(lastSeq, conv.last_seq) });
     } else {

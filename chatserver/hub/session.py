@@ -304,6 +304,7 @@ class VisitorSession(_Session):
         for conversation in await store.visitor_conversations(visitor.id):
             self.peer.track(conversation.id, syncing=True)
         conversations = await store.visitor_conversations(visitor.id)
+        read_by_agents = await store.agent_read_positions(visitor.id) if conversations else {}
         policy = await store.current_policy()
         accepted = False
         consent_error: ChatError | None = None
@@ -337,7 +338,12 @@ class VisitorSession(_Session):
                     if account
                     else None,
                     conversations=[
-                        p.ConversationSummary(id=c.id, status=c.status, last_seq=c.last_seq)
+                        p.ConversationSummary(
+                            id=c.id,
+                            status=c.status,
+                            last_seq=c.last_seq,
+                            agent_read_seq=read_by_agents.get(c.id, 0),
+                        )
                         for c in conversations
                     ],
                     policy=p.Policy(

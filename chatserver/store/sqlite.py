@@ -581,6 +581,16 @@ class SQLiteStore:
 
         self.writer.submit(op, done)
 
+    async def agent_read_positions(self, visitor_id: str) -> dict[str, int]:
+        """For each of a visitor's conversations, the furthest seq any agent has read."""
+        rows = await self._rows(
+            "SELECT r.conversation_id, max(r.seq) FROM conversation_reads r "
+            "JOIN conversations c ON c.id = r.conversation_id "
+            "WHERE c.visitor_id = ? AND r.reader_role = 'agent' GROUP BY 1",
+            (visitor_id,),
+        )
+        return {row[0]: row[1] for row in rows}
+
     async def read_state(self, conversation_id: str) -> list[tuple[str, str, int]]:
         rows = await self._rows(
             "SELECT reader_role, reader_id, seq FROM conversation_reads WHERE conversation_id = ?",

@@ -119,7 +119,9 @@ async def test_drop_and_resume_gets_exactly_the_missed(server: Server, token: st
             await agent.send(type="send", client_msg_id=f"a{i}", conversation_id=conv, body=f"m{i}")
             await agent.until("ack", client_msg_id=f"a{i}")
     async with server.visitor(hello={"visitor_token": token_v}) as (visitor, welcome2):
-        assert welcome2["conversations"] == [{"id": conv, "status": "open", "last_seq": 6}]
+        assert welcome2["conversations"] == [
+            {"id": conv, "status": "open", "last_seq": 6, "agent_read_seq": 0}
+        ]
         await visitor.send(type="resume", conversation_id=conv, after_seq=1)
         frames = []
         while True:
@@ -239,6 +241,9 @@ async def test_typing_and_read_reach_the_other_side(server: Server, token: str) 
         assert not [f for f in visitor.seen if f["type"] == "typing"]
     state = await server.state.store.read_state(conv)
     assert state[0][0] == "agent" and state[0][2] == 1
+    # A later hello tells the visitor how far agents have read ("Seen" after a reload).
+    async with server.visitor(hello={"visitor_token": welcome["visitor_token"]}) as (_, again):
+        assert again["conversations"][0]["agent_read_seq"] == 1
 
 
 async def test_inbox_subscription_sees_new_and_changed_conversations(
