@@ -169,6 +169,17 @@ class Hub:
         self._agents.add(peer)
         with self._presence_changes(peer.principal_id, peer.name):
             self.presence.join(peer.principal_id, peer.name or "", human=human)
+        # A new socket hears who was here already; later changes come as they happen.
+        for agent_id, name, status in self.presence.everyone():
+            if agent_id != peer.principal_id:
+                peer.send(
+                    p.encode(
+                        p.PresenceAgent(
+                            agent=p.Assignee(id=agent_id, name=name),
+                            status=status,  # type: ignore[arg-type]
+                        )
+                    )
+                )
 
     def unregister(self, peer: Peer) -> None:
         if peer not in self._peers:

@@ -47,6 +47,13 @@ class Presence:
         if here is not None:
             here.away = away
 
+    def everyone(self) -> list[tuple[str, str, str]]:
+        """(id, name, status) of every agent here, by id."""
+        return [
+            (aid, here.name, "away" if here.away else "online")
+            for aid, here in sorted(self._here.items())
+        ]
+
     def agent_ids(self) -> list[str]:
         return sorted(self._here)
 

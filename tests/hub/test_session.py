@@ -281,3 +281,18 @@ async def test_nothing_is_stored_before_the_current_notice_is_accepted(hub: Hub)
     await accepted.handle('{"type":"send","client_msg_id":"now","body":"hi"}')
     await settle(hub)
     assert [f["type"] for f in frames(accepted.peer)][:1] == ["ack"]
+
+
+async def test_a_new_agent_socket_hears_who_is_already_here(hub: Hub) -> None:
+    """An agent connecting later gets a presence frame for each agent already online or away."""
+    ann = AgentSession(
+        hub, SETTINGS, Agent(id="a", email=None, name="Ann", role="agent", active=True)
+    )
+    await ann.handle('{"type":"status","status":"away"}')
+    bob = AgentSession(
+        hub, SETTINGS, Agent(id="b", email=None, name="Bob", role="agent", active=True)
+    )
+    heard = frames(bob.peer)
+    assert {"type": "presence", "agent": {"id": "a", "name": "Ann"}, "status": "away"} in heard
+    assert {"type": "presence", "agent": {"id": "b", "name": "Bob"}, "status": "online"} in heard
+    assert len(heard) == 2
