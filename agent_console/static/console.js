@@ -228,7 +228,7 @@ function start(agent) {
   state.presence = new Map([[agent.id, { name: agent.name, status: "online" }]]);
   $("my-status").value = "online";
   renderOnline();
-  if (isAdmin()) loadOnlineAgents();
+  loadOnlineAgents();
   updateNotifyButton();
   closeThread();
   route();
@@ -257,6 +257,12 @@ function route() {
     $("page-error").textContent = "";
     $("page-body").replaceChildren();
     const page = parts[0] === "admin" ? parts[1] || "agents" : parts[0];
+    if (parts[0] === "admin" && !isAdmin()) {
+      // Some admin data (the team list) is readable by agents for other uses;
+      // the admin pages themselves are not theirs, whatever the API would answer.
+      pageError(new ApiError(403, "forbidden", "the admin pages need the admin role"));
+      return;
+    }
     const fn = PAGES[page];
     if (!fn) {
       $("page-title").textContent = "Not found";
@@ -562,8 +568,9 @@ function renderHead() {
   $("unassign").disabled = !c.assignee;
   $("conv-status").value = c.status || "open";
   $("resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
-  $("assign-other").hidden = !isAdmin();
-  if (isAdmin()) renderAssignee(c);
+  // Any agent may transfer a conversation to a colleague.
+  $("assign-other").hidden = false;
+  renderAssignee(c);
   renderContact(c);
 }
 
@@ -1029,7 +1036,7 @@ function renderOnline() {
   });
 }
 
-// Presence frames only tell changes; an admin can read who is online already.
+// Presence frames say who is here; the list also fills in from /api/v1/agents at once.
 async function loadOnlineAgents() {
   try {
     state.agents = (await api("GET", "/api/v1/agents")).items;

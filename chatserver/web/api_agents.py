@@ -39,10 +39,10 @@ class AgentChange(msgspec.Struct, forbid_unknown_fields=True):
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 
-def agent_json(agent: Agent, online: bool) -> dict[str, Any]:
+def agent_json(agent: Agent, online: bool, *, with_email: bool = True) -> dict[str, Any]:
     return {
         "id": agent.id,
-        "email": agent.email,
+        "email": agent.email if with_email else None,
         "name": agent.name,
         "role": agent.role,
         "kind": agent.kind,
@@ -52,12 +52,17 @@ def agent_json(agent: Agent, online: bool) -> dict[str, Any]:
 
 
 async def list_agents(request: Request) -> Response:
+    """Everyone, for transfers and the online list; emails only for admins."""
     state = state_of(request)
-    await require(request, "admin")
+    caller = await require(request, "agent")
+    admin = caller.role == "admin"
     online = set(state.hub.online_agents())
     agents = await state.store.list_agents()
     return JSONResponse(
-        {"items": [agent_json(a, a.id in online) for a in agents], "next_cursor": None}
+        {
+            "items": [agent_json(a, a.id in online, with_email=admin) for a in agents],
+            "next_cursor": None,
+        }
     )
 
 

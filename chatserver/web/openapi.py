@@ -336,7 +336,8 @@ DOCUMENT: dict[str, Any] = {
         "/agents": {
             "get": {
                 "operationId": "listAgents",
-                "summary": "Every agent and bot, with whether they are online (admin).",
+                "summary": "Every agent and bot, with whether they are online (agent; "
+                "`email` is null unless the caller is an admin).",
                 "responses": {
                     "200": _json(_ref("AgentPage"), "All agents."),
                     **_errors(*_AUTH),

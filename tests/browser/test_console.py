@@ -328,8 +328,7 @@ def test_two_agents_see_each_others_assignment_and_presence_live(
     pc = new_context().new_page()
     sign_in(pb, server, bob["email"], bob["password"])
     sign_in(pc, server, carol["email"], carol["password"])
-    # Presence frames tell who came online after this console did (an agent cannot
-    # list who was online before: /api/v1/agents is for admins).
+    # Presence frames tell who is online, those already there included.
     expect(pb.locator("#online")).to_contain_text(carol["name"])
     visitor = Visitor(server)
     try:
@@ -388,7 +387,7 @@ def test_agent_cannot_open_admin_pages_and_writes_need_csrf(
     answers = page.evaluate(
         """async () => {
             const out = {};
-            for (const p of ['/api/v1/agents', '/api/v1/tokens', '/api/v1/stats',
+            for (const p of ['/api/v1/tokens', '/api/v1/stats',
                              '/api/v1/policies', '/api/v1/origins']) {
                 const r = await fetch(p);
                 out[p] = [r.status, (await r.json()).error.code];
@@ -456,6 +455,20 @@ def test_visitor_panel_shows_ip_to_admin_only(server: ChatServer, new_context: N
         # An admin can hand it to another agent from the dropdown.
         admin.get_by_label("Assign to agent").select_option(frank["id"])
         expect(admin.locator("#thread-meta")).to_contain_text("assigned to " + frank["name"])
+        # So can a plain agent: the team list comes without emails.
+        demo = next(a for a in server.api("GET", "/agents")["items"] if a["email"] == server.email)
+        page.get_by_label("Assign to agent").select_option(demo["id"])
+        expect(page.locator("#thread-meta")).to_contain_text("assigned to " + demo["name"])
+        page.wait_for_function(
+            """async ([cid, id]) => {
+                const c = await (await fetch(`/api/v1/conversations/${cid}`)).json();
+                return c.assignee && c.assignee.id === id;
+            }""",
+            arg=[second, demo["id"]],
+        )
+        assert "@" not in page.evaluate(
+            "async () => JSON.stringify(await (await fetch('/api/v1/agents')).json())"
+        )
     finally:
         visitor.close()
 

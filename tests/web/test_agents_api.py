@@ -122,14 +122,33 @@ async def test_bad_agent_requests(
         assert (await http.get("/api/v1/agents")).json()["items"] == before
 
 
+async def test_agents_see_each_other_without_emails(server: Server) -> None:
+    """An agent may list the team (to transfer a conversation), but sees no emails."""
+    admin = await server.token("admin")
+    async with server.http(admin) as http:
+        r = await http.post(
+            "/api/v1/agents",
+            json={"email": "kari@example.no", "name": "Kari", "password": "long enough"},
+        )
+        assert r.status_code == 201
+    async with server.http(await server.token("agent")) as http:
+        r = await http.get("/api/v1/agents")
+    assert r.status_code == 200
+    assert_conforms("get", "/agents", 200, r.json())
+    assert "Kari" in {a["name"] for a in r.json()["items"]}
+    assert all(a["email"] is None for a in r.json()["items"])
+    async with server.http(await server.token("compliance")) as http:
+        r = await http.get("/api/v1/agents")
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
 @pytest.mark.parametrize("role", ["agent", "compliance"])
 async def test_only_admins_manage_agents(server: Server, role: str) -> None:
-    """Agents and compliance officers get 403 forbidden on every agents endpoint."""
+    """Agents and compliance officers get 403 forbidden on adding and changing agents."""
     token = await server.token(role)
     target = await agent_id(server, token)
     async with server.http(token) as http:
         for method, path, body in (
-            ("GET", "/api/v1/agents", None),
             ("POST", "/api/v1/agents", {"email": "a@b.c", "name": "A", "password": "long enough"}),
             ("PATCH", f"/api/v1/agents/{target}", {"name": "Me"}),
         ):
