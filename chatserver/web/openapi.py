@@ -33,6 +33,22 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(_ref("Error"), names[s]) for s in statuses}
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _page(item: dict[str, Any], *, paged: bool) -> dict[str, Any]:
+    """A list answer; ``paged`` lists may have a next page, the others never do."""
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": item},
+            "next_cursor": {"type": ["string", "null"] if paged else "null"},
+        },
+    }
+
+
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _AUTH = (401, 403, 503)
 
@@ -100,10 +116,7 @@ DOCUMENT: dict[str, Any] = {
             "patch": {
                 "operationId": "updateConversation",
                 "summary": "Change status, assignee (null unassigns) or tags.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("ConversationChange")}},
-                },
+                "requestBody": _body(_ref("ConversationChange")),
                 "responses": {
                     "200": _json(_ref("Conversation"), "The changed conversation."),
                     **_errors(400, 404, 413, *_AUTH),
@@ -136,10 +149,7 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "postMessage",
                 "summary": "Reply (or add a note); idempotent by client_msg_id.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("NewMessage")}},
-                },
+                "requestBody": _body(_ref("NewMessage")),
                 "responses": {
                     "201": _json(_ref("Ack"), "Stored."),
                     "200": _json(_ref("Ack"), "Stored before with this client_msg_id."),
@@ -187,10 +197,7 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "addCannedResponse",
                 "summary": "Add a canned response (admin).",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("CannedResponseIn")}},
-                },
+                "requestBody": _body(_ref("CannedResponseIn")),
                 "responses": {
                     "201": _json(_ref("CannedResponse"), "Added."),
                     **_errors(400, 409, 413, *_AUTH),
@@ -202,10 +209,7 @@ DOCUMENT: dict[str, Any] = {
             "put": {
                 "operationId": "changeCannedResponse",
                 "summary": "Replace a canned response's shortcut and text (admin).",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("CannedResponseIn")}},
-                },
+                "requestBody": _body(_ref("CannedResponseIn")),
                 "responses": {
                     "200": _json(_ref("CannedResponse"), "Changed."),
                     **_errors(400, 404, 409, 413, *_AUTH),
@@ -230,10 +234,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "publishPolicy",
                 "summary": "Publish a new privacy policy version; visitors are asked to "
                 "accept it once (P9) (admin).",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("PolicyIn")}},
-                },
+                "requestBody": _body(_ref("PolicyIn")),
                 "responses": {
                     "201": _json(_ref("Policy"), "Published: now the current version."),
                     **_errors(400, 409, 413, *_AUTH),
@@ -346,10 +347,7 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "operationId": "addAgent",
                 "summary": "Add an agent with a password (admin).",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("NewAgent")}},
-                },
+                "requestBody": _body(_ref("NewAgent")),
                 "responses": {
                     "201": _json(_ref("Agent"), "Added."),
                     **_errors(400, 409, 413, *_AUTH),
@@ -361,10 +359,7 @@ DOCUMENT: dict[str, Any] = {
             "patch": {
                 "operationId": "changeAgent",
                 "summary": "Rename, change role, or (de)activate an agent (admin).",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("AgentChange")}},
-                },
+                "requestBody": _body(_ref("AgentChange")),
                 "responses": {
                     "200": _json(_ref("Agent"), "The changed agent."),
                     **_errors(400, 404, 409, 413, *_AUTH),
@@ -421,14 +416,7 @@ DOCUMENT: dict[str, Any] = {
                     "closed_at": {"type": ["string", "null"], "format": "date-time"},
                 },
             },
-            "ConversationPage": {
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("Conversation")},
-                    "next_cursor": {"type": ["string", "null"]},
-                },
-            },
+            "ConversationPage": _page(_ref("Conversation"), paged=True),
             "ConversationChange": {
                 "type": "object",
                 "additionalProperties": False,
@@ -472,14 +460,7 @@ DOCUMENT: dict[str, Any] = {
                     "kind": {"type": "string", "enum": ["text", "note", "event"]},
                 },
             },
-            "MessagePage": {
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("Message")},
-                    "next_cursor": {"type": ["string", "null"]},
-                },
-            },
+            "MessagePage": _page(_ref("Message"), paged=True),
             "NewMessage": {
                 "type": "object",
                 "additionalProperties": False,
@@ -607,14 +588,7 @@ DOCUMENT: dict[str, Any] = {
                     "updated_at": {"type": "string", "format": "date-time"},
                 },
             },
-            "CannedResponsePage": {
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("CannedResponse")},
-                    "next_cursor": {"type": "null"},
-                },
-            },
+            "CannedResponsePage": _page(_ref("CannedResponse"), paged=False),
             "PolicyIn": {
                 "type": "object",
                 "additionalProperties": False,
@@ -634,14 +608,7 @@ DOCUMENT: dict[str, Any] = {
                     "current": {"type": "boolean"},
                 },
             },
-            "PolicyPage": {
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("Policy")},
-                    "next_cursor": {"type": "null"},
-                },
-            },
+            "PolicyPage": _page(_ref("Policy"), paged=False),
             "Origin": {
                 "type": "object",
                 "required": ["origin", "source"],
@@ -650,14 +617,7 @@ DOCUMENT: dict[str, Any] = {
                     "source": {"type": "string", "enum": ["settings", "admin"]},
                 },
             },
-            "OriginPage": {
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("Origin")},
-                    "next_cursor": {"type": "null"},
-                },
-            },
+            "OriginPage": _page(_ref("Origin"), paged=False),
             "Token": {
                 "type": "object",
                 "required": ["id", "agent", "created_at", "revoked_at"],
@@ -687,14 +647,7 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ]
             },
-            "TokenPage": {
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("Token")},
-                    "next_cursor": {"type": "null"},
-                },
-            },
+            "TokenPage": _page(_ref("Token"), paged=False),
             "Agent": {
                 "type": "object",
                 "required": ["id", "email", "name", "role", "kind", "active", "online"],
@@ -708,14 +661,7 @@ DOCUMENT: dict[str, Any] = {
                     "online": {"type": "boolean"},
                 },
             },
-            "AgentPage": {
-                "type": "object",
-                "required": ["items", "next_cursor"],
-                "properties": {
-                    "items": {"type": "array", "items": _ref("Agent")},
-                    "next_cursor": {"type": "null"},
-                },
-            },
+            "AgentPage": _page(_ref("Agent"), paged=False),
             "NewAgent": {
                 "type": "object",
                 "additionalProperties": False,

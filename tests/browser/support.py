@@ -242,11 +242,14 @@ class StaticSite:
 # ------------------------------------------------------------------ an agent on the agent socket
 
 
-class Agent:
-    """The demo agent (a human agent, so visitors see someone online) on a raw agent socket."""
+class SocketClient:
+    """A raw socket that sends JSON frames and reads until one matches (every frame kept)."""
+
+    ws: ClientConnection
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.seen: list[dict[str, Any]] = []
 
     def frame(self, **fields: Any) -> None:
         self.ws.send(json.dumps(fields))
@@ -259,10 +262,15 @@ class Agent:
             if remaining <= 0:
                 raise AssertionError("no matching frame within the timeout")
             frame = json.loads(self.ws.recv(timeout=remaining))
+            self.seen.append(frame)
             if frame.get("type") == "error":
                 raise AssertionError(f"the server answered an error: {frame}")
             if match(frame):
                 return frame  # type: ignore[no-any-return]
+
+
+class Agent(SocketClient):
+    """The demo agent (a human agent, so visitors see someone online) on a raw agent socket."""
 
     def watch(self, cid: str) -> None:
         self.frame(type="watch", conversation_id=cid)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 from websockets.sync.client import ClientConnection, connect
 
-from tests.browser.support import AXE, TIMEOUT, ChatServer
+from tests.browser.support import AXE, TIMEOUT, ChatServer, SocketClient
 
 NewContext = Callable[..., BrowserContext]
 
@@ -62,11 +61,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
 # ------------------------------------------------------------------ helpers
 
 
-class Visitor:
+class Visitor(SocketClient):
     """A visitor on a raw visitor socket."""
 
     def __init__(self, server: ChatServer, *, title: str = "Shop", ua: str = DESKTOP_UA) -> None:
-        self.seen: list[dict[str, Any]] = []
+        self.seen = []
         self.cid = ""
         self.welcome = self._hello(server, title, ua, {})
         policy = self.welcome["policy"]
@@ -98,22 +97,6 @@ class Visitor:
             **extra,
         )
         return self.until(lambda f: f["type"] == "welcome")
-
-    def frame(self, **fields: Any) -> None:
-        self.ws.send(json.dumps(fields))
-
-    def until(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("no matching frame within the timeout")
-            frame = json.loads(self.ws.recv(timeout=remaining))
-            self.seen.append(frame)
-            if frame.get("type") == "error":
-                raise AssertionError(f"the server answered an error: {frame}")
-            if match(frame):
-                return frame  # type: ignore[no-any-return]
 
     def say(self, body: str) -> dict[str, Any]:
         cmid = str(uuid.uuid4())
