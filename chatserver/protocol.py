@@ -41,7 +41,7 @@ class ConsentIn(msgspec.Struct, frozen=True):
     version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class Hello(_ClientFrame, tag="hello"):
+class Hello(_ClientFrame, tag="hello", frozen=True):
     visitor_token: Token | None = None
     identity: Token | None = None
     page: Page | None = None
@@ -55,7 +55,7 @@ class Contact(msgspec.Struct, frozen=True):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
-class Send(_ClientFrame, tag="send"):
+class Send(_ClientFrame, tag="send", frozen=True):
     client_msg_id: ClientMsgId
     body: Body
     conversation_id: Id | None = None
@@ -64,42 +64,42 @@ class Send(_ClientFrame, tag="send"):
     contact: Contact | None = None
 
 
-class TypingIn(_ClientFrame, tag="typing"):
+class TypingIn(_ClientFrame, tag="typing", frozen=True):
     conversation_id: Id
     state: bool
 
 
-class ReadIn(_ClientFrame, tag="read"):
+class ReadIn(_ClientFrame, tag="read", frozen=True):
     conversation_id: Id
     seq: Seq
 
 
-class Resume(_ClientFrame, tag="resume"):
+class Resume(_ClientFrame, tag="resume", frozen=True):
     conversation_id: Id
     after_seq: Seq
 
 
-class Ping(_ClientFrame, tag="ping"):
+class Ping(_ClientFrame, tag="ping", frozen=True):
     pass
 
 
-class Watch(_ClientFrame, tag="watch"):
+class Watch(_ClientFrame, tag="watch", frozen=True):
     conversation_id: Id
 
 
-class Unwatch(_ClientFrame, tag="unwatch"):
+class Unwatch(_ClientFrame, tag="unwatch", frozen=True):
     conversation_id: Id
 
 
-class Subscribe(_ClientFrame, tag="subscribe"):
+class Subscribe(_ClientFrame, tag="subscribe", frozen=True):
     inbox: Literal["unassigned", "mine", "all"]
 
 
-class Unsubscribe(_ClientFrame, tag="unsubscribe"):
+class Unsubscribe(_ClientFrame, tag="unsubscribe", frozen=True):
     pass
 
 
-class SetStatus(_ClientFrame, tag="status"):
+class SetStatus(_ClientFrame, tag="status", frozen=True):
     """An agent says they are away (no new conversations, not counted as online) or back."""
 
     status: Literal["online", "away"]
@@ -203,7 +203,7 @@ class AgentOut(msgspec.Struct, frozen=True):
     role: str = "agent"
 
 
-class Welcome(_ServerFrame, tag="welcome"):
+class Welcome(_ServerFrame, tag="welcome", frozen=True):
     visitor_id: str
     visitor_token: str
     account: AccountOut | None
@@ -214,11 +214,11 @@ class Welcome(_ServerFrame, tag="welcome"):
     session_id: str | None = None
 
 
-class AgentWelcome(_ServerFrame, tag="welcome"):
+class AgentWelcome(_ServerFrame, tag="welcome", frozen=True):
     agent: AgentOut
 
 
-class Ack(_ServerFrame, tag="ack"):
+class Ack(_ServerFrame, tag="ack", frozen=True):
     client_msg_id: str
     conversation_id: str
     message_id: str
@@ -226,7 +226,7 @@ class Ack(_ServerFrame, tag="ack"):
     ts: str
 
 
-class MessageOut(_ServerFrame, tag="message"):
+class MessageOut(_ServerFrame, tag="message", frozen=True):
     conversation_id: str
     message_id: str
     seq: int
@@ -236,19 +236,19 @@ class MessageOut(_ServerFrame, tag="message"):
     kind: Literal["text", "note", "event"]
 
 
-class TypingOut(_ServerFrame, tag="typing"):
+class TypingOut(_ServerFrame, tag="typing", frozen=True):
     conversation_id: str
     state: bool
     author: Author
 
 
-class ReadOut(_ServerFrame, tag="read"):
+class ReadOut(_ServerFrame, tag="read", frozen=True):
     conversation_id: str
     seq: int
     author: Author
 
 
-class Resumed(_ServerFrame, tag="resumed"):
+class Resumed(_ServerFrame, tag="resumed", frozen=True):
     conversation_id: str
     last_seq: int
 
@@ -258,7 +258,7 @@ class Assignee(msgspec.Struct, frozen=True):
     name: str
 
 
-class ConversationOut(_ServerFrame, tag="conversation"):
+class ConversationOut(_ServerFrame, tag="conversation", frozen=True):
     id: str
     status: str
     assignee: Assignee | None
@@ -266,32 +266,32 @@ class ConversationOut(_ServerFrame, tag="conversation"):
     tags: list[str] = msgspec.field(default_factory=list)
 
 
-class Watching(_ServerFrame, tag="watching"):
+class Watching(_ServerFrame, tag="watching", frozen=True):
     conversation_id: str
     last_seq: int
 
 
-class Subscribed(_ServerFrame, tag="subscribed"):
+class Subscribed(_ServerFrame, tag="subscribed", frozen=True):
     inbox: str
 
 
-class PresenceAgent(_ServerFrame, tag="presence"):
+class PresenceAgent(_ServerFrame, tag="presence", frozen=True):
     agent: Assignee
     status: Literal["online", "away", "offline"]
 
 
-class Availability(_ServerFrame, tag="presence"):
+class Availability(_ServerFrame, tag="presence", frozen=True):
     """To visitors: whether anyone can answer now (the widget offers a form if not)."""
 
     agents_online: bool
     open_now: bool
 
 
-class Pong(_ServerFrame, tag="pong"):
+class Pong(_ServerFrame, tag="pong", frozen=True):
     pass
 
 
-class ErrorOut(_ServerFrame, tag="error"):
+class ErrorOut(_ServerFrame, tag="error", frozen=True):
     code: str
     message: str
     ref: str | None = None

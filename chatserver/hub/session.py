@@ -95,7 +95,7 @@ class _Session:
         except BadFrame as exc:
             self._strike(exc, p.client_msg_id_of(text))
             return
-        self.hub.metrics.frame(type(frame).__struct_config__.tag)
+        self.hub.metrics.frame(str(type(frame).__struct_config__.tag))
         if self._unacked >= self._max_unacked and isinstance(frame, p.Send):
             await self._wait_for_room()
         try:
