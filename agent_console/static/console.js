@@ -1467,7 +1467,8 @@ function fmtCount(n) {
 }
 
 function fmtDuration(s) {
-  if (s == null) return "<5";
+  // A duration over fewer than 5 conversations is withheld (P10): say why, not "<5".
+  if (s == null) return "— (under 5 conversations)";
   if (s < 90) return Math.round(s) + " s";
   if (s < 5400) return Math.round(s / 60) + " min";
   return (s / 3600).toFixed(1) + " h";
@@ -1570,7 +1571,12 @@ async function statsPage() {
     perDayBox,
     el("h3", null, "Device mix"),
     devices,
-    el("p", "muted", `Counts under ${s.suppressed_below || 5} are shown as "<5" (P10).`),
+    el(
+      "p",
+      "muted",
+      `Counts under ${s.suppressed_below || 5} are shown as "<5", and times over fewer ` +
+        "conversations are not shown (P10).",
+    ),
   );
   $("page-body").dataset.loaded = "stats";
 }
