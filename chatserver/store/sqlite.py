@@ -41,8 +41,8 @@ from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter, Tx
 CHECKPOINT_SECONDS = 0.1
 # The search index is written behind the messages, in small batches on the
 # writer: FTS5 triples the cost of an insert, which the ack path should not pay.
-INDEX_SECONDS = 0.25
-INDEX_BATCH = 250
+INDEX_SECONDS = 0.05
+INDEX_BATCH = 64
 
 CONVERSATION_COLUMNS = (
     "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
