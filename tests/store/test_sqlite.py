@@ -84,7 +84,8 @@ async def test_concurrent_writes_share_transactions_and_seqs_are_gapless(
     )
     assert sorted(m.seq for m in results) == list(range(2, 1002))
     batches = store.batches  # type: ignore[attr-defined]
-    assert sum(batches) == 1000
+    # The search indexer's writes may ride along: at most one per batch.
+    assert 1000 <= sum(batches) <= 1000 + len(batches)
     assert max(batches) > 1, "no two writes ever shared a transaction"
     # Submission order is seq order: one writer, batches in order.
     assert [m.seq for m in results] == list(range(2, 1002))
