@@ -200,7 +200,7 @@ async def test_no_hello_in_time_closes_with_1008(tmp_path: Path) -> None:
 
 async def test_flood_is_rate_limited_then_closed(tmp_path: Path) -> None:
     """Frames beyond the rate limit get rate_limited, and a client that keeps on is closed 1008."""
-    async with scene(tmp_path, rate_limit_per_second=1, rate_limit_burst=5, max_bad_frames=3) as (
+    async with scene(tmp_path, rate_limit_per_second=0.1, rate_limit_burst=5, max_bad_frames=3) as (
         server,
         _,
         bystander,
