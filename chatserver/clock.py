@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
 
 
 class Clock:
@@ -31,14 +30,6 @@ def format_ts(us: int) -> str:
         _ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
         _ts_second = seconds
     return f"{_ts_prefix}{micros:06d}Z"
-
-
-def parse_ts(text: str) -> int:
-    """Microseconds for an RFC 3339 time; raises ValueError for anything else."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp()) * 1_000_000 + value.microsecond
 
 
 _last_v7 = 0

@@ -20,7 +20,7 @@ from typing import Any
 
 from chatserver import protocol as p
 from chatserver.broker.base import Broker, Event
-from chatserver.clock import Clock, format_ts, uuid7
+from chatserver.clock import Clock, format_ts
 from chatserver.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, BadRequest, ChatError, NotFound
 from chatserver.hub.peer import Cursor, Peer
 from chatserver.hub.presence import Presence
@@ -584,6 +584,3 @@ class Hub:
                 prev_assignee_id=before.assignee_id,
             )
         )
-
-    def new_id(self) -> str:
-        return uuid7(self.clock.now_us())

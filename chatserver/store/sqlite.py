@@ -105,6 +105,8 @@ def _agent(row: Any) -> Agent:
 
 
 AGENT_COLUMNS = "id, email, name, role, active, kind"
+# The same columns from a join where the agents table is ``a``.
+AGENT_COLUMNS_A = ", ".join(f"a.{c.strip()}" for c in AGENT_COLUMNS.split(","))
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -686,9 +688,8 @@ class SQLiteStore:
 
     async def tokens(self) -> list[tuple[str, int, int | None, Agent]]:
         """Every API token: (id, created_at, revoked_at, its agent), newest first."""
-        cols = ", ".join(f"a.{c.strip()}" for c in AGENT_COLUMNS.split(","))
         rows = await self._rows(
-            f"SELECT t.id, t.created_at, t.revoked_at, {cols} FROM api_tokens t "
+            f"SELECT t.id, t.created_at, t.revoked_at, {AGENT_COLUMNS_A} FROM api_tokens t "
             "JOIN agents a ON a.id = t.agent_id ORDER BY t.created_at DESC, t.id DESC"
         )
         return [(r[0], r[1], r[2], _agent(r[3:])) for r in rows]
@@ -712,9 +713,8 @@ class SQLiteStore:
         return await self.writer.run(op)
 
     async def token(self, token_hash: str) -> ApiToken | None:
-        cols = ", ".join(f"a.{c.strip()}" for c in AGENT_COLUMNS.split(","))
         row = await self._row(
-            f"SELECT t.id, {cols} FROM api_tokens t JOIN agents a ON a.id = t.agent_id "
+            f"SELECT t.id, {AGENT_COLUMNS_A} FROM api_tokens t JOIN agents a ON a.id = t.agent_id "
             "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
             (token_hash,),
         )

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from chatserver import protocol as p
 from chatserver.clock import format_ts, uuid7
-from chatserver.errors import BadRequest, NotFound, TooLarge
+from chatserver.errors import BadRequest, ChatError, NotFound, TooLarge
 from chatserver.hub.hub import author_of
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
 from chatserver.web.principal import require
@@ -82,14 +82,22 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
+async def read_body(request: Request, limit: int, too_large: ChatError) -> bytes:
+    """The request body, read as it streams in; ``too_large`` is raised past ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
 async def json_body(request: Request, shape: type[Any]) -> Any:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise BadRequest("send a JSON body with Content-Type: application/json")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise TooLarge(f"request body over {MAX_JSON_BYTES} bytes")
+    body = await read_body(
+        request, MAX_JSON_BYTES, TooLarge(f"request body over {MAX_JSON_BYTES} bytes")
+    )
     try:
         return msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:

@@ -20,7 +20,7 @@ from chatserver.sessions import (
     make_session,
 )
 from chatserver.store.models import Agent
-from chatserver.web.api import json_body
+from chatserver.web.api import json_body, read_body
 from chatserver.web.principal import authenticate
 from chatserver.web.state import AppState
 
@@ -36,11 +36,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
 
 async def login(request: Request) -> Response:
     state: AppState = request.app.state.chat
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > 4096:
-            raise BadRequest("the sign-in body is too large")
+    raw = await read_body(request, 4096, BadRequest("the sign-in body is too large"))
     try:
         body = msgspec.json.decode(raw, type=Login)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
