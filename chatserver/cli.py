@@ -1,4 +1,5 @@
-"""The ``chatserver`` command: serve, migrate, agents and tokens.
+"""The ``chatserver`` command: serve, migrate, agents and tokens (privacy commands in
+``cli_privacy``).
 
 Every command that touches the store applies pending migrations first (opening
 the store does).
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatserver import __version__
+from chatserver import __version__, cli_privacy
 from chatserver.auth import ROLES, hash_password, new_token, token_hash
 from chatserver.clock import Clock, uuid7
 from chatserver.config import SETTINGS, Settings, SettingsError
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="create a bearer token; prints only the token")
     create.add_argument("--role", choices=ROLES, required=True)
     create.add_argument("--name", default=None, help="the bot's name (default: its role)")
+    cli_privacy.add_commands(sub)
     return parser
 
 
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_agent_add(settings, args.email, args.name, args.role))
         if args.command == "token":
             return asyncio.run(_token_create(settings, args.role, args.name))
+        if args.command in cli_privacy.COMMANDS:
+            return cli_privacy.run(settings, args)
     except ChatError as exc:
         print(f"chatserver: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -22,6 +22,27 @@ class SettingsError(ValueError):
     """A setting has a value of the wrong type or outside its allowed range."""
 
 
+class Duration(int):
+    """A length of time in seconds, written ``90d``, ``12h``, ``30m``, ``45s``, ``2w`` or
+    ``1y`` (365 days); ``off`` (or ``never``) means forever and reads as 0."""
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_duration(raw: Any) -> Duration:
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return Duration(raw)
+    if isinstance(raw, str):
+        text = raw.strip().lower()
+        if text in {"off", "never", "0"}:
+            return Duration(0)
+        number, unit = text[:-1], text[-1:]
+        if unit in _UNITS and number.isdigit() and int(number) > 0:
+            return Duration(int(number) * _UNITS[unit])
+    raise ValueError(f"expected a duration such as 90d, 12h, 30m, 2w or 1y (or off), got {raw!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     name: str
@@ -176,9 +197,69 @@ SETTINGS: tuple[Setting, ...] = (
         "personal data.",
     ),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
+    Setting(
+        "verified_only",
+        bool,
+        False,
+        "Refuse anonymous chats: a visitor needs a valid identity token "
+        "(`verification_required` otherwise).",
+    ),
+    Setting(
+        "export_notes",
+        bool,
+        True,
+        "Include agents' internal notes in a person's data export (P5).",
+    ),
+    Setting(
+        "retention_anonymous",
+        Duration,
+        "90d",
+        "Keep conversations never linked to a verified account this long after their last "
+        "activity (`off` keeps them).",
+    ),
+    Setting(
+        "retention_resolved",
+        Duration,
+        "365d",
+        "Keep resolved conversations this long after they were resolved.",
+    ),
+    Setting(
+        "retention_sessions",
+        Duration,
+        "90d",
+        "Keep visitor sessions and their technical data (device, pages, referrer) this long; "
+        "visitors with nothing left go with them.",
+    ),
+    Setting(
+        "retention_ip",
+        Duration,
+        "30d",
+        "Truncate session IP addresses (IPv4 to /24, IPv6 to /48) after this long.",
+    ),
+    Setting("retention_exports", Duration, "7d", "Keep export archives on disk this long."),
+    Setting("retention_audit", Duration, "5y", "Keep audit log entries this long."),
+    Setting(
+        "retention_interval",
+        Duration,
+        "1h",
+        "How often the server's retention sweeper runs (`off`: only `chatserver retention run`).",
+    ),
+    Setting(
+        "retention_batch",
+        int,
+        500,
+        "Rows a retention sweep deletes per transaction: small batches keep live chat fast.",
+        minimum=1,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _defaults() -> dict[str, Any]:
+    return {
+        s.name: parse_duration(s.default) if s.type is Duration else s.default for s in SETTINGS
+    }
 
 
 def _cast(setting: Setting, raw: Any, source: str) -> Any:
@@ -200,6 +281,8 @@ def _cast(setting: Setting, raw: Any, source: str) -> Any:
                 value = list(raw)
             else:
                 raise SettingsError(f"{where}: expected a list of strings, got {raw!r}")
+        elif setting.type is Duration:
+            value = parse_duration(raw)
         elif setting.type is int:
             if isinstance(raw, bool) or not isinstance(raw, int | str):
                 raise SettingsError(f"{where}: expected an integer, got {raw!r}")
@@ -241,7 +324,7 @@ class Settings:
     @classmethod
     def from_mapping(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
         """Defaults plus ``overrides`` (cast and checked like any other source)."""
-        values = {s.name: s.default for s in SETTINGS}
+        values = _defaults()
         for name, raw in (overrides or {}).items():
             if name not in _BY_NAME:
                 raise SettingsError(f"unknown setting {name!r}")
@@ -253,7 +336,7 @@ class Settings:
         cls, config_file: str | Path | None = None, environ: Mapping[str, str] | None = None
     ) -> Settings:
         environ = os.environ if environ is None else environ
-        values = {s.name: s.default for s in SETTINGS}
+        values = _defaults()
         if config_file is not None:
             with open(config_file, "rb") as fh:
                 data = tomllib.load(fh)

@@ -8,6 +8,7 @@
     ├── TooLarge              too_large     413  (socket: close 1009)
     ├── Unauthorized          unauthorized  401
     ├── Forbidden             forbidden     403
+    │   └── VerificationRequired verification_required 403 (a "verified only" site)
     ├── NotFound              not_found     404
     ├── Conflict              conflict      409
     ├── RateLimited           rate_limited  429
@@ -52,6 +53,12 @@ class Unauthorized(ChatError):
 class Forbidden(ChatError):
     code = "forbidden"
     status = 403
+
+
+class VerificationRequired(Forbidden):
+    """This site takes verified visitors only: log in on the platform, then chat."""
+
+    code = "verification_required"
 
 
 class NotFound(ChatError):

@@ -212,6 +212,8 @@ class Welcome(_ServerFrame, tag="welcome", frozen=True):
     agents_online: bool = False
     open_now: bool = True
     session_id: str | None = None
+    # Anonymous conversations of this browser just merged into the verified account.
+    merged: int = 0
 
 
 class AgentWelcome(_ServerFrame, tag="welcome", frozen=True):
@@ -287,6 +289,12 @@ class Availability(_ServerFrame, tag="presence", frozen=True):
     open_now: bool
 
 
+class ErasedOut(_ServerFrame, tag="erased", frozen=True):
+    """To agents: these conversations were erased with their person (P7); forget them."""
+
+    conversation_ids: list[str]
+
+
 class Pong(_ServerFrame, tag="pong", frozen=True):
     pass
 
@@ -310,6 +318,7 @@ ServerFrame = (
     | Subscribed
     | PresenceAgent
     | Availability
+    | ErasedOut
     | Pong
     | ErrorOut
 )

@@ -140,6 +140,21 @@ class Server:
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=TIMEOUT)
 
 
+IDENTITY_SECRET = "test identity secret, 32 bytes or more long"
+SITE_ID = "test-site"
+
+
+def identity_token(sub: str, *, lifetime: int = 600, **claims: Any) -> str:
+    """An identity token as the operator's platform would sign it (HS256)."""
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    payload = {"sub": sub, "aud": SITE_ID, "iat": now, "exp": now + lifetime, **claims}
+    return jwt.encode(payload, IDENTITY_SECRET, algorithm="HS256")
+
+
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": str(data_dir),
@@ -147,6 +162,11 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "sqlite_synchronous": "NORMAL",
         # Tests that want routing turn it on; elsewhere it would assign behind their back.
         "auto_assign": False,
+        # Tests run retention when they mean to; the sweeper would run it at start.
+        "retention_interval": "off",
+        "identity_secret": IDENTITY_SECRET,
+        "site_id": SITE_ID,
+        "pid_pepper": "test pepper: a secret of the server",
     }
     values.update(overrides)
     return Settings.from_mapping(values)

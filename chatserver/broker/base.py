@@ -17,7 +17,7 @@ import msgspec
 
 class Event(msgspec.Struct, frozen=True):
     topic: str
-    kind: str  # message | typing | read | conversation | created | presence
+    kind: str  # message | typing | read | conversation | created | presence | erased | …
     frame: str
     conversation_id: str | None = None
     # Per-conversation seq of a message event; 0 for events outside the sequence.
@@ -35,6 +35,9 @@ class Event(msgspec.Struct, frozen=True):
     # The same event as visitors may see it (a conversation change without the
     # agents' tags); None when ``frame`` is fit for everyone.
     visitor_frame: str | None = None
+    # For an ``erased``: the person's visitor ids and conversation ids, on every node.
+    visitor_ids: tuple[str, ...] = ()
+    conversation_ids: tuple[str, ...] = ()
 
 
 Deliver = Callable[[Event], None]

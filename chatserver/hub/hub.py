@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatserver import protocol as p
 from chatserver.broker.base import Broker, Event
@@ -28,6 +28,9 @@ from chatserver.metrics import Metrics
 from chatserver.origins import AllowedOrigins
 from chatserver.store.base import Store
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
+
+if TYPE_CHECKING:
+    from chatserver.privacy.service import Privacy
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,8 @@ class Hub:
         self._last_assigned = ""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._peers: set[Peer] = set()
+        # Identity verification and account linking, when the server has them.
+        self.privacy: Privacy | None = None
 
     async def start(self) -> None:
         await self.origins.reload(self.store)
@@ -189,7 +194,7 @@ class Hub:
         for cid in list(peer.cursors):
             peer.untrack(cid)
         if peer.is_visitor:
-            self.detach(peer, "v:" + peer.principal_id)
+            self.detach(peer, self.owner_topic(peer))
             self._visitors.discard(peer)
             return
         self._inbox.discard(peer)
@@ -211,6 +216,38 @@ class Hub:
             self._publish_presence(agent_id, name, self.presence.status(agent_id))
         if self.presence.anyone_answering != answering:
             self._publish_availability()
+
+    @staticmethod
+    def owner_topic(peer: Peer) -> str:
+        """Where a visitor socket hears of new conversations: all devices of a verified
+        person, else the tabs of one browser."""
+        return "a:" + peer.account_id if peer.account_id else "v:" + peer.principal_id
+
+    def erased(self, visitor_ids: tuple[str, ...], conversation_ids: tuple[str, ...]) -> None:
+        """A person was erased: on every node, close their sockets and tell agents to forget
+        their conversations, so nothing queued or cached brings the data back."""
+        self.broker.publish(
+            Event(
+                topic="presence",
+                kind="erased",
+                frame=p.encode(p.ErasedOut(conversation_ids=list(conversation_ids))),
+                visitor_ids=visitor_ids,
+                conversation_ids=conversation_ids,
+            )
+        )
+
+    def _on_erased(self, event: Event) -> None:
+        gone = set(event.visitor_ids)
+        conversations = set(event.conversation_ids)
+        for peer in tuple(self._visitors):
+            if peer.principal_id in gone:
+                peer.close(CLOSE_POLICY, "erased", drop_pending=True)
+        for peer in tuple(self._agents):
+            followed = conversations.intersection(peer.cursors)
+            for cid in followed:
+                peer.untrack(cid)
+            if followed or peer.inbox is not None:
+                peer.send(event.frame)
 
     def attach(self, peer: Peer, topic: str) -> None:
         peers = self._topics.get(topic)
@@ -279,6 +316,8 @@ class Hub:
                 if peer.principal_id == event.principal_id:
                     peer.send(event.frame)
                     peer.close(CLOSE_POLICY, "agent deactivated")
+        elif kind == "erased":
+            self._on_erased(event)
         elif kind == "origins":
             self.spawn(self.origins.reload(self.store))
         elif kind == "availability":
@@ -362,7 +401,7 @@ class Hub:
         if message.created_conversation:
             if origin is not None:
                 origin.track(cid, syncing=False)
-            self._announce_new_conversation(message)
+            self._announce_new_conversation(message, origin)
             if self._assign_capacity is not None:
                 self.spawn(self.auto_assign(cid))
         elif message.reopened:
@@ -410,7 +449,7 @@ class Hub:
         if conversation is not None:
             self._publish_change(conversation, conversation)
 
-    def _announce_new_conversation(self, message: StoredMessage) -> None:
+    def _announce_new_conversation(self, message: StoredMessage, origin: Peer | None) -> None:
         conversation = Conversation(
             id=message.conversation_id,
             visitor_id=message.author_id,
@@ -427,14 +466,20 @@ class Hub:
             legal_hold=False,
         )
         frame = conversation_frame(conversation)
-        self.broker.publish(
-            Event(
-                topic="v:" + (message.author_id or ""),
-                kind="created",
-                frame=frame,
-                conversation_id=message.conversation_id,
+        # Tabs that connected before the visitor was verified still follow the
+        # browser's topic; a socket follows one of the two, so none hears it twice.
+        topics = ["v:" + (message.author_id or "")]
+        if origin is not None and origin.account_id:
+            topics.append("a:" + origin.account_id)
+        for topic in topics:
+            self.broker.publish(
+                Event(
+                    topic=topic,
+                    kind="created",
+                    frame=frame,
+                    conversation_id=message.conversation_id,
+                )
             )
-        )
         # The visitor's own sockets heard of it on their topic just above.
         self.broker.publish(
             Event(

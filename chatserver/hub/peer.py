@@ -49,6 +49,7 @@ class Peer:
         "_outbox",
         "_transport",
         "_writer",
+        "account_id",
         "closing",
         "conn_id",
         "cursors",
@@ -77,6 +78,8 @@ class Peer:
         self.name = name
         self.cursors: dict[str, Cursor] = {}
         self.inbox: str | None = None
+        # A verified visitor's account: new conversations reach all of its devices.
+        self.account_id: str | None = None
         self.closing: tuple[int, str] | None = None
         self.send_queue_max = send_queue_max
         # A list, not a deque: an empty deque holds a 64-slot block, and most

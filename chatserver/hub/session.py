@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
+
 from chatserver import protocol as p
 from chatserver.auth import new_token, token_hash
 from chatserver.clock import uuid7
@@ -27,11 +29,13 @@ from chatserver.errors import (
     RateLimited,
     TooLarge,
     Unauthorized,
+    VerificationRequired,
 )
 from chatserver.hub.hub import Hub, error_frame
 from chatserver.hub.peer import Peer
+from chatserver.privacy.identity import Identity
 from chatserver.ratelimit import TokenBucket
-from chatserver.store.models import Agent, NewMessage, SessionInfo
+from chatserver.store.models import Account, Agent, NewMessage, SessionInfo
 from chatserver.useragent import describe_async
 
 log = logging.getLogger(__name__)
@@ -136,6 +140,7 @@ class _Session:
             conversation_id=conversation_id,
             new_conversation_id=uuid7(now) if new_conversation else None,
             visitor_id=visitor_id,
+            account_id=self.peer.account_id,
             contact_email=contact_email,
         )
         self._unacked += 1
@@ -261,20 +266,66 @@ class VisitorSession(_Session):
             contact_email=frame.contact.email if frame.contact else None,
         )
 
+    async def _verify(self, frame: p.Hello) -> tuple[Identity | None, ChatError | None]:
+        """The hello's identity token, verified; or why not (the chat goes on anonymous)."""
+        privacy = self.hub.privacy
+        if frame.identity is None:
+            return None, None
+        if privacy is None:
+            return None, Unauthorized("identity tokens are not configured on this server")
+        try:
+            return await privacy.verify(frame.identity), None
+        except Unauthorized as exc:
+            return None, Unauthorized(
+                f"identity token not accepted ({exc.message}): the chat goes on as anonymous"
+            )
+
     async def hello(self, frame: p.Hello) -> None:
         store = self.hub.store
         now = self.hub.clock.now_us()
+        identity, identity_error = await self._verify(frame)
+        if identity is None and self.settings.verified_only:
+            self._fail(
+                VerificationRequired(
+                    "this chat is for verified users: log in, then open the chat again"
+                    + (f" ({identity_error.message})" if identity_error else "")
+                ),
+                None,
+            )
+            self.peer.close(CLOSE_POLICY, "verification required")
+            return
+        known = None
+        if identity is not None:
+            assert self.hub.privacy is not None
+            known = await self.hub.privacy.account_for(identity)
         visitor = None
         token = frame.visitor_token
         if token is not None:
             visitor = await store.visitor_by_token_hash(token_hash(token))
+        if (
+            visitor is not None
+            and identity is not None
+            and visitor.account_id is not None
+            and (known is None or visitor.account_id != known.id)
+        ):
+            # Someone else is logged in on this browser now: their chats must
+            # not meet the previous person's, so this browser starts afresh.
+            visitor = None
         if visitor is None:
             # No token, or one this server does not know (erased, or another
             # server's): a new visitor, never an error that reveals which.
             token = new_token("vt")
             visitor = await store.create_visitor(uuid7(now), token_hash(token), now)
         assert token is not None
-        account = await store.account(visitor.account_id) if visitor.account_id else None
+        merged = 0
+        account: Account | None = None
+        if identity is not None:
+            assert self.hub.privacy is not None
+            account, merged = await self.hub.privacy.link(visitor, identity)
+            visitor = msgspec.structs.replace(visitor, account_id=account.id)
+        else:
+            account = await store.account(visitor.account_id) if visitor.account_id else None
+        self.peer.account_id = account.id if account else None
         device = await describe_async(self.user_agent)
         page = frame.page or p.Page()
         session_id = uuid7(now)
@@ -298,7 +349,7 @@ class VisitorSession(_Session):
         self.peer.principal_id = visitor.id
         self.peer.name = account.name if account else None
         self.hub.register(self.peer)
-        self.hub.attach(self.peer, "v:" + visitor.id)
+        self.hub.attach(self.peer, self.hub.owner_topic(self.peer))
         # Follow first, then read where each conversation stands: an event
         # committed in between waits in the cursor instead of being missed.
         for conversation in await store.visitor_conversations(visitor.id):
@@ -323,10 +374,8 @@ class VisitorSession(_Session):
                     )
         if policy is not None and not accepted:
             self.consent_needed = policy.version
-        if frame.identity is not None:
-            self._fail(
-                Unauthorized("identity token not accepted: the chat goes on as anonymous"), None
-            )
+        if identity_error is not None:
+            self._fail(identity_error, None)
         self.peer.send(
             p.encode(
                 p.Welcome(
@@ -356,6 +405,7 @@ class VisitorSession(_Session):
                     agents_online=self.hub.agents_online,
                     open_now=True,
                     session_id=session_id,
+                    merged=merged,
                 )
             )
         )

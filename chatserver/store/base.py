@@ -14,13 +14,19 @@ from chatserver.store.models import (
     Account,
     Agent,
     ApiToken,
+    AuditEntry,
+    AuditRecord,
     CannedResponse,
     Conversation,
     ConversationPage,
+    IdentityClaims,
     NewMessage,
     Policy,
+    Rectification,
     SessionInfo,
     StoredMessage,
+    Subject,
+    Tombstone,
     Visitor,
 )
 from chatserver.store.writer import Done
@@ -107,7 +113,9 @@ class Store(Protocol):
     async def tokens(self) -> list[tuple[str, int, int | None, Agent]]: ...
     async def revoke_token(self, token_id: str, now: int) -> Agent: ...
 
-    async def publish_policy(self, version: str, url: str | None, now: int) -> Policy: ...
+    async def publish_policy(
+        self, version: str, url: str | None, now: int, *, audit: AuditRecord | None = None
+    ) -> Policy: ...
     async def policies(self) -> list[Policy]: ...
     async def allowed_origins(self) -> list[str]: ...
     async def allow_origin(self, origin: str, now: int) -> None: ...
@@ -122,3 +130,79 @@ class Store(Protocol):
     async def record_consent(
         self, consent_id: str, version: str, visitor_id: str, account_id: str | None, now: int
     ) -> None: ...
+
+    # Privacy operations (chatserver.privacy): subjects, export, erasure, holds,
+    # rectification, retention and the audit chain.
+    async def link_identity(
+        self, visitor_id: str, claims: IdentityClaims, *, new_account_id: str, now: int
+    ) -> tuple[Account, int]: ...
+    async def account_by_sub(self, sub: str) -> Account | None: ...
+    async def account_conversation_ids(self, account_id: str) -> list[str]: ...
+    async def subject(self, subject_id: str) -> Subject | None: ...
+    async def find_subjects(
+        self,
+        *,
+        sub: str | None = None,
+        email: str | None = None,
+        pid_hash: str | None = None,
+        audit: AuditRecord | None = None,
+    ) -> list[Subject]: ...
+    async def export_rows(self, subject_id: str) -> dict[str, Any] | None: ...
+    async def erase_subject(
+        self,
+        subject_id: str,
+        *,
+        tombstone_id: str,
+        subject_ref: str,
+        ordered_by: str | None,
+        now: int,
+        audit: AuditRecord,
+    ) -> tuple[Tombstone, bool, Subject | None, list[str], list[str]]: ...
+    async def purge_search_index(self) -> None: ...
+    async def wipe_free_space(self) -> None: ...
+    async def set_legal_hold(
+        self, *, subject_id: str | None, conversation_id: str | None, hold: bool, audit: AuditRecord
+    ) -> None: ...
+    async def request_rectification(
+        self,
+        *,
+        rectification_id: str,
+        account_id: str,
+        field: str,
+        value: str | None,
+        requested_by: str | None,
+        now: int,
+        audit: AuditRecord,
+    ) -> Rectification: ...
+    async def decide_rectification(
+        self, rectification_id: str, *, approve: bool, by: str, now: int, audit: AuditRecord
+    ) -> Rectification: ...
+    async def rectification(self, rectification_id: str) -> Rectification | None: ...
+    async def rectifications(self, account_id: str) -> list[Rectification]: ...
+    async def append_audit(self, record: AuditRecord) -> AuditEntry: ...
+    async def audit_page(
+        self,
+        *,
+        after_seq: int = 0,
+        limit: int = 100,
+        subject_id: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]: ...
+    async def audit_anchor(self) -> tuple[int, str] | None: ...
+    async def retention_count(self, category: str, cutoff: int) -> dict[str, int]: ...
+    async def retention_batch(
+        self, category: str, cutoff: int, *, now: int, limit: int
+    ) -> tuple[dict[str, int], list[str]]: ...
+    async def record_retention_run(
+        self,
+        *,
+        run_id: str,
+        started_at: int,
+        finished_at: int,
+        dry_run: bool,
+        ordered_by: str | None,
+        counts: dict[str, dict[str, int]],
+        audit: AuditRecord,
+    ) -> None: ...
+    async def retention_runs(self, limit: int = 20) -> list[dict[str, Any]]: ...
+    async def add_export_file(self, file_id: str, subject_id: str, path: str, now: int) -> None: ...

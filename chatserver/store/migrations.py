@@ -216,4 +216,65 @@ BEGIN
 END;
 """,
     ),
+    (
+        6,
+        "privacy operations: verified fields, holds, rectifications, retention, exports, audit",
+        """
+-- Which profile fields came from a verified identity: changing them needs approval (P6).
+ALTER TABLE accounts ADD COLUMN verified_fields TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE visitors ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE rectifications (
+    id           TEXT PRIMARY KEY,
+    account_id   TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    field        TEXT NOT NULL,
+    old_value    TEXT,
+    new_value    TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'rejected')),
+    requested_at INTEGER NOT NULL,
+    requested_by TEXT,
+    decided_at   INTEGER,
+    decided_by   TEXT
+);
+CREATE INDEX rectifications_account ON rectifications(account_id, requested_at);
+
+CREATE TABLE retention_runs (
+    id          TEXT PRIMARY KEY,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    dry_run     INTEGER NOT NULL,
+    ordered_by  TEXT,
+    counts      TEXT NOT NULL DEFAULT '{}'
+);
+
+-- Export archives kept on disk for a while, so erasure and retention can find them.
+CREATE TABLE export_files (
+    id         TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX export_files_subject ON export_files(subject_id);
+
+-- A keyed hash of the erased subject's id: a second erasure finds the first,
+-- and nobody can tell from the row whom it was about.
+ALTER TABLE tombstones ADD COLUMN subject_ref TEXT;
+ALTER TABLE tombstones ADD COLUMN counts TEXT NOT NULL DEFAULT '{}';
+-- The minimal proof of consent that outlives an erasure: versions and times only.
+ALTER TABLE tombstones ADD COLUMN consent_proof TEXT NOT NULL DEFAULT '[]';
+CREATE UNIQUE INDEX tombstones_subject_ref ON tombstones(subject_ref);
+
+-- Where the audit chain starts once retention has removed its oldest entries.
+CREATE TABLE audit_anchor (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+
+CREATE INDEX conversations_closed ON conversations(closed_at) WHERE status = 'resolved';
+CREATE INDEX visitor_sessions_seen ON visitor_sessions(last_seen_at);
+CREATE INDEX visitor_sessions_ip ON visitor_sessions(started_at) WHERE ip_truncated_at IS NULL;
+CREATE INDEX audit_log_at ON audit_log(at);
+""",
+    ),
 )

@@ -19,6 +19,21 @@ class Account(msgspec.Struct, frozen=True):
     phone: str | None
     verified_by: str | None
     verified_at: int | None
+    legal_hold: bool = False
+    # Fields whose value came from a verified identity: changing them needs approval.
+    verified_fields: tuple[str, ...] = ()
+    created_at: int = 0
+
+
+class IdentityClaims(msgspec.Struct, frozen=True):
+    """What a verified identity token says about its person, as the store keeps it."""
+
+    sub: str
+    name: str | None
+    email: str | None
+    phone: str | None
+    idp: str | None
+    pid_hash: str | None
 
 
 class SessionInfo(msgspec.Struct, frozen=True):
@@ -88,6 +103,8 @@ class NewMessage(msgspec.Struct, frozen=True):
     # A visitor may write only into their own conversations; checked in the
     # storing transaction too, so no caller can forget it.
     visitor_id: str | None = None
+    # The verified account of that visitor: its conversations from other devices are theirs too.
+    account_id: str | None = None
     # With a new conversation: it starts `pending`, with this way to reach them.
     contact_email: str | None = None
 
@@ -128,3 +145,63 @@ class Policy(msgspec.Struct, frozen=True):
 class ConversationPage(msgspec.Struct, frozen=True):
     items: list[Conversation]
     next_cursor: str | None
+
+
+class Subject(msgspec.Struct, frozen=True):
+    """A person whose data the privacy operations act on.
+
+    ``kind`` is ``account`` (a verified person; ``id`` is the account's id) or
+    ``visitor`` (someone never verified; ``id`` is the visitor's id).
+    """
+
+    id: str
+    kind: str
+    account_id: str | None  # the platform's ``sub``
+    created_at: int
+    legal_hold: bool
+    visitor_ids: tuple[str, ...]
+
+
+class AuditRecord(msgspec.Struct, frozen=True):
+    """An audit entry to append; the store chains it to the one before."""
+
+    id: str
+    at: int
+    action: str
+    actor_role: str | None = None
+    actor_id: str | None = None
+    subject_id: str | None = None
+    details: dict[str, object] = {}
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    seq: int
+    id: str
+    at: int
+    actor_role: str | None
+    actor_id: str | None
+    action: str
+    subject_id: str | None
+    details: str  # canonical JSON, exactly as hashed
+    prev_hash: str
+    hash: str
+
+
+class Rectification(msgspec.Struct, frozen=True):
+    id: str
+    account_id: str
+    field: str
+    old_value: str | None
+    new_value: str | None
+    status: str
+    requested_at: int
+    requested_by: str | None
+    decided_at: int | None
+    decided_by: str | None
+
+
+class Tombstone(msgspec.Struct, frozen=True):
+    id: str
+    erased_at: int
+    ordered_by: str | None
+    counts: dict[str, int]

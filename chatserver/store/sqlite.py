@@ -25,6 +25,7 @@ from chatserver.store.models import (
     Account,
     Agent,
     ApiToken,
+    AuditRecord,
     CannedResponse,
     Conversation,
     ConversationPage,
@@ -34,6 +35,7 @@ from chatserver.store.models import (
     StoredMessage,
     Visitor,
 )
+from chatserver.store.sqlite_privacy import SQLitePrivacy, append_audit
 from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter, Tx
 
 # Measured on the bench: a checkpoint every 0.1 s of write activity keeps p99
@@ -136,7 +138,7 @@ def _path_of(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore:
+class SQLiteStore(SQLitePrivacy):
     """The Store on one SQLite file. Open with ``await store.open()``."""
 
     def __init__(
@@ -319,12 +321,7 @@ class SQLiteStore:
         return await self.writer.run(op)
 
     async def account(self, account_id: str) -> Account | None:
-        row = await self._row(
-            "SELECT id, sub, name, email, phone, verified_by, verified_at FROM accounts "
-            "WHERE id = ?",
-            (account_id,),
-        )
-        return Account(*row) if row else None
+        return await self.full_account(account_id)
 
     async def start_session(self, info: SessionInfo) -> None:
         def op(conn: sqlite3.Connection, tx: Tx) -> None:
@@ -385,9 +382,11 @@ class SQLiteStore:
 
     async def visitor_conversations(self, visitor_id: str) -> list[Conversation]:
         rows = await self._rows(
+            # A verified visitor sees their account's conversations from every device.
             f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.visitor_id = ? "
+            "OR c.account_id = (SELECT account_id FROM visitors WHERE id = ?) "
             "ORDER BY c.created_at",
-            (visitor_id,),
+            (visitor_id, visitor_id),
         )
         return [_conversation(row) for row in rows]
 
@@ -796,7 +795,9 @@ class SQLiteStore:
 
     # ------------------------------------------------------------ policy and consent
 
-    async def publish_policy(self, version: str, url: str | None, now: int) -> Policy:
+    async def publish_policy(
+        self, version: str, url: str | None, now: int, *, audit: AuditRecord | None = None
+    ) -> Policy:
         def op(conn: sqlite3.Connection, tx: Tx) -> Policy:
             if conn.execute(
                 "SELECT 1 FROM policy_versions WHERE version = ?", (version,)
@@ -806,6 +807,8 @@ class SQLiteStore:
                 "INSERT INTO policy_versions (version, url, published_at) VALUES (?,?,?)",
                 (version, url, now),
             )
+            if audit is not None:
+                append_audit(conn, audit)
             return Policy(version=version, url=url, published_at=now)
 
         return await self.writer.run(op)
@@ -910,14 +913,19 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
     entry = seqs.get(conversation_id)
     if entry is None:
         row = conn.execute(
-            "SELECT last_seq, visitor_id, status FROM conversations WHERE id = ?",
+            "SELECT last_seq, visitor_id, status, account_id FROM conversations WHERE id = ?",
             (conversation_id,),
         ).fetchone()
         if row is None:
             raise NotFound("no such conversation")
-        entry = seqs[conversation_id] = [row[0], row[1], new.created_at, row[2]]
+        entry = seqs[conversation_id] = [row[0], row[1], new.created_at, row[2], row[3]]
         tx.before_commit("messages", _write_messages)
-    if new.visitor_id is not None and entry[1] != new.visitor_id:
+    if (
+        new.visitor_id is not None
+        and entry[1] != new.visitor_id
+        # A verified person writes from any of their devices into their account's threads.
+        and (new.account_id is None or entry[4] != new.account_id)
+    ):
         raise NotFound("no such conversation")
     reopened = False
     if new.author_role == "visitor" and entry[3] == "resolved":
@@ -991,7 +999,7 @@ def _write_messages(conn: sqlite3.Connection, tx: Tx) -> None:
     conn.executemany(
         "UPDATE conversations SET last_seq = ?, last_message_at = ?, "
         "updated_at = max(updated_at, ?) WHERE id = ?",
-        [(last, at, at, cid) for cid, (last, _, at, _) in tx.state["seqs"].items()],
+        [(last, at, at, cid) for cid, (last, _, at, *_) in tx.state["seqs"].items()],
     )
 
 

@@ -69,7 +69,7 @@ def state_of(request: Request) -> AppState:
     return request.app.state.chat  # type: ignore[no-any-return]
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -128,7 +128,7 @@ async def list_conversations(request: Request) -> Response:
         tag=tag,
         reader_id=agent.id,
         cursor=q.get("cursor") or None,
-        limit=_int_param(request, "limit", 50, 1, 200),
+        limit=int_param(request, "limit", 50, 1, 200),
     )
     return JSONResponse(
         {"items": [conversation_json(c) for c in page.items], "next_cursor": page.next_cursor}
@@ -158,8 +158,8 @@ async def list_messages(request: Request) -> Response:
             raise BadRequest("cursor is not one this server made")
         after_seq = int(cursor)
     else:
-        after_seq = _int_param(request, "after_seq", 0, 0, 2**53)
-    limit = _int_param(request, "limit", 100, 1, 500)
+        after_seq = int_param(request, "after_seq", 0, 0, 2**53)
+    limit = int_param(request, "limit", 100, 1, 500)
     messages = await state.store.messages_after(conversation.id, after_seq, limit + 1)
     more = len(messages) > limit
     messages = messages[:limit]

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from chatserver.clock import format_ts, uuid7
 from chatserver.errors import NotFound
 from chatserver.origins import normalise_origin
+from chatserver.privacy.service import Actor
 from chatserver.store.models import CannedResponse, Policy
 from chatserver.web.api import json_body, state_of
 from chatserver.web.principal import require
@@ -99,9 +100,9 @@ async def list_policies(request: Request) -> Response:
 
 async def publish_policy(request: Request) -> Response:
     state = state_of(request)
-    await require(request, "admin")
+    agent = await require(request, "admin")
     body: PolicyIn = await json_body(request, PolicyIn)
-    policy = await state.store.publish_policy(body.version, body.url, state.hub.clock.now_us())
+    policy = await state.privacy.publish_policy(Actor(agent.role, agent.id), body.version, body.url)
     return JSONResponse(policy_json(policy, True), status_code=201)
 
 

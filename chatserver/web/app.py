@@ -24,6 +24,7 @@ from chatserver.errors import BadRequest, ChatError
 from chatserver.hub.hub import Hub
 from chatserver.metrics import Metrics
 from chatserver.origins import AllowedOrigins, normalise_origin
+from chatserver.privacy.service import Privacy
 from chatserver.sessions import load_secret_key
 from chatserver.store import store_from_url
 from chatserver.store.base import Store
@@ -31,6 +32,7 @@ from chatserver.web import (
     api,
     api_admin,
     api_agents,
+    api_privacy,
     api_stats,
     api_visitor,
     assets,
@@ -129,6 +131,11 @@ def create_app(
             assign_capacity=settings.agent_capacity if settings.auto_assign else None,
             origins=AllowedOrigins(fixed_origins(settings.allowed_origins, extra_origins)),
         )
+        secret_key = load_secret_key(settings.secret_key, settings.data_dir)
+        privacy = Privacy(
+            the_store, settings, hub.clock, secret_key=secret_key, on_erased=hub.erased
+        )
+        hub.privacy = privacy
         await hub.start()
         await asyncio.to_thread(useragent.warm_up)
         app.state.chat = AppState(
@@ -137,11 +144,16 @@ def create_app(
             broker=the_broker,
             hub=hub,
             metrics=metrics,
-            secret_key=load_secret_key(settings.secret_key, settings.data_dir),
+            privacy=privacy,
+            secret_key=secret_key,
         )
+        sweeper = asyncio.create_task(privacy.sweeper(), name="retention sweeper")
         try:
             yield {}
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await hub.close()
             await the_store.close()
 
@@ -155,6 +167,7 @@ def create_app(
                 *api_visitor.routes,
                 *api_stats.routes,
                 *api_admin.routes,
+                *api_privacy.routes,
             ],
         ),
         Route("/healthz", ops.healthz, methods=["GET"]),

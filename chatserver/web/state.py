@@ -9,6 +9,7 @@ from chatserver.config import Settings
 from chatserver.hub.hub import Hub
 from chatserver.lockout import LockOut
 from chatserver.metrics import Metrics
+from chatserver.privacy.service import Privacy
 from chatserver.store.base import Store
 
 
@@ -19,5 +20,6 @@ class AppState:
     broker: Broker
     hub: Hub
     metrics: Metrics
+    privacy: Privacy
     secret_key: bytes = b""
     lockout: LockOut = field(default_factory=LockOut)

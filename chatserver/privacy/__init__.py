@@ -1,0 +1,1 @@
+"""The privacy operations: identity, export, erasure, rectification, retention, consent, audit."""

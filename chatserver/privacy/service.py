@@ -1,0 +1,421 @@
+"""The privacy operations, one object used alike by the API, the CLI and the sweeper.
+
+Every operation that reads or changes a person's data names who asked for it
+(an ``Actor``) and leaves an audit entry written in the same transaction as
+the change itself, so there is no change without its entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from chatserver.clock import Clock, format_ts, uuid7
+from chatserver.config import Settings
+from chatserver.errors import BadRequest, Conflict, Forbidden, NotFound
+from chatserver.privacy import export_files, retention
+from chatserver.privacy.audit import ChainReport, verify_chain
+from chatserver.privacy.export import shape_export
+from chatserver.privacy.identity import Identity, IdentityVerifier, pid_hash
+from chatserver.store.base import Store
+from chatserver.store.models import (
+    Account,
+    AuditEntry,
+    AuditRecord,
+    IdentityClaims,
+    Policy,
+    Rectification,
+    Subject,
+    Tombstone,
+    Visitor,
+)
+from chatserver.store.sqlite_privacy import PROFILE_FIELDS
+
+log = logging.getLogger(__name__)
+
+AUDIT_PAGE = 1000
+
+
+class Actor(msgspec.Struct, frozen=True):
+    """Who asked: an agent (``agent``/``admin``/``compliance``), the person themself
+    (``subject``), an operator at the command line (``operator``) or the server (``system``)."""
+
+    role: str
+    id: str | None
+
+
+SYSTEM = Actor("system", None)
+
+# Called with (visitor ids, conversation ids) after an erasure: close their sockets.
+ErasedHook = Callable[[tuple[str, ...], tuple[str, ...]], None]
+
+
+class Privacy:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        *,
+        secret_key: bytes,
+        verifier: IdentityVerifier | None = None,
+        on_erased: ErasedHook | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.secret_key = secret_key
+        self.verifier = verifier or IdentityVerifier.from_settings(settings)
+        self.on_erased = on_erased
+        self.exports_dir = Path(settings.data_dir) / "exports"
+        self._sweeping = asyncio.Lock()
+
+    # ------------------------------------------------------------ helpers
+
+    def _audit(
+        self, actor: Actor, action: str, subject_id: str | None = None, **details: Any
+    ) -> AuditRecord:
+        now = self.clock.now_us()
+        return AuditRecord(
+            id=uuid7(now),
+            at=now,
+            action=action,
+            actor_role=actor.role,
+            actor_id=actor.id,
+            subject_id=subject_id,
+            details=details,
+        )
+
+    def subject_ref(self, subject_id: str) -> str:
+        """An opaque, keyed reference to an erased subject: idempotency without identity."""
+        return hmac.new(self.secret_key, b"tombstone:" + subject_id.encode(), "sha256").hexdigest()
+
+    async def _subject(self, subject_id: str) -> Subject:
+        subject = await self.store.subject(subject_id)
+        if subject is None:
+            raise NotFound("no such subject")
+        return subject
+
+    # ------------------------------------------------------------ identity (P2, P3)
+
+    async def verify(self, token: str) -> Identity:
+        return await self.verifier.verify(token)
+
+    async def link(self, visitor: Visitor, identity: Identity) -> tuple[Account, int]:
+        """Link ``visitor`` to the identity's account, merging their anonymous threads."""
+        claims = IdentityClaims(
+            sub=identity.sub,
+            name=identity.name,
+            email=identity.email,
+            phone=identity.phone,
+            idp=identity.idp,
+            pid_hash=identity.pid_hash,
+        )
+        now = self.clock.now_us()
+        result: tuple[Account, int] = await self.store.link_identity(
+            visitor.id, claims, new_account_id=uuid7(now), now=now
+        )
+        return result
+
+    async def account_for(self, identity: Identity) -> Account | None:
+        account: Account | None = await self.store.account_by_sub(identity.sub)
+        return account
+
+    # ------------------------------------------------------------ subjects
+
+    async def find(
+        self,
+        actor: Actor,
+        *,
+        account_id: str | None = None,
+        email: str | None = None,
+        pid: str | None = None,
+    ) -> list[Subject]:
+        if account_id is None and email is None and pid is None:
+            raise BadRequest("give account_id, email or pid")
+        hashed = None
+        if pid is not None:
+            if not self.settings.pid_pepper:
+                raise BadRequest("lookup by national id needs CHATSERVER_PID_PEPPER set")
+            hashed = pid_hash(pid, self.settings.pid_pepper)
+        # The audit entry names what kind of key was used, never the key itself.
+        audit = self._audit(
+            actor,
+            "subject.search",
+            by=[k for k, v in (("account_id", account_id), ("email", email), ("pid", pid)) if v],
+        )
+        found: list[Subject] = await self.store.find_subjects(
+            sub=account_id, email=email, pid_hash=hashed, audit=audit
+        )
+        return found
+
+    # ------------------------------------------------------------ export (P5)
+
+    async def export(self, actor: Actor, subject_id: str) -> dict[str, Any]:
+        rows = await self.store.export_rows(subject_id)
+        if rows is None:
+            raise NotFound("no such subject")
+        document: dict[str, Any] = await asyncio.to_thread(
+            shape_export,
+            rows,
+            include_notes=bool(self.settings.export_notes),
+            now=self.clock.now_us(),
+        )
+        counts = {
+            "conversations": len(document["conversations"]),
+            "messages": sum(len(c["messages"]) for c in document["conversations"]),
+        }
+        await self.store.append_audit(self._audit(actor, "subject.export", subject_id, **counts))
+        return document
+
+    async def export_zip(self, actor: Actor, subject_id: str, *, locale: str = "en") -> Path:
+        """Write the export as a ZIP in the exports folder (kept until retention removes it)."""
+        document = await self.export(actor, subject_id)
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        now = self.clock.now_us()
+        file_id = uuid7(now)
+        path = self.exports_dir / f"{file_id}.zip"
+        # Registered before it is written: an erasure that runs meanwhile finds and removes it.
+        await self.store.add_export_file(file_id, subject_id, str(path), now)
+        await asyncio.to_thread(_write_zip_file, path, document, locale)
+        return path
+
+    async def export_json(self, actor: Actor, subject_id: str) -> bytes:
+        document = await self.export(actor, subject_id)
+        return await asyncio.to_thread(export_files.export_json, document)
+
+    async def self_subject(self, token: str) -> str:
+        """The subject id of the person an identity token names (self-service)."""
+        identity = await self.verify(token)
+        account = await self.account_for(identity)
+        if account is None:
+            raise NotFound("there is no data about you here")
+        return account.id
+
+    # ------------------------------------------------------------ erasure (P7)
+
+    async def erase(self, actor: Actor, subject_id: str) -> dict[str, Any]:
+        ref = self.subject_ref(subject_id)
+        now = self.clock.now_us()
+        tombstone, erased, subject, conversation_ids, files = await self.store.erase_subject(
+            subject_id,
+            tombstone_id=uuid7(now),
+            subject_ref=ref,
+            ordered_by=f"{actor.role}:{actor.id}" if actor.id else actor.role,
+            now=now,
+            audit=self._audit(actor, "subject.erasure", subject_id),
+        )
+        if erased:
+            assert subject is not None
+            if self.on_erased is not None:
+                self.on_erased(subject.visitor_ids, tuple(conversation_ids))
+            remove = retention.remove_export_file(self.exports_dir)
+            for path in files:
+                remove(path)
+            # The deleted rows are zeroed in place; what remains is the search
+            # index's old segments and the WAL's older page copies.
+            await self.store.purge_search_index()
+            await self.store.wipe_free_space()
+        return erasure_json(tombstone, already_erased=not erased)
+
+    # ------------------------------------------------------------ legal hold
+
+    async def legal_hold(self, actor: Actor, subject_id: str, hold: bool) -> None:
+        await self.store.set_legal_hold(
+            subject_id=subject_id,
+            conversation_id=None,
+            hold=hold,
+            audit=self._audit(actor, "subject.legal_hold", subject_id, hold=hold),
+        )
+
+    async def conversation_hold(self, actor: Actor, conversation_id: str, hold: bool) -> None:
+        await self.store.set_legal_hold(
+            subject_id=None,
+            conversation_id=conversation_id,
+            hold=hold,
+            audit=self._audit(
+                actor, "conversation.legal_hold", conversation=conversation_id, hold=hold
+            ),
+        )
+
+    # ------------------------------------------------------------ rectification (P6)
+
+    async def rectify(
+        self, actor: Actor, subject_id: str, field: str, value: str | None
+    ) -> Rectification:
+        if field not in PROFILE_FIELDS:
+            raise BadRequest(f"field must be one of {', '.join(PROFILE_FIELDS)}")
+        subject = await self._subject(subject_id)
+        if subject.kind != "account":
+            raise Conflict("this person was never verified and has no profile to correct")
+        now = self.clock.now_us()
+        rectification: Rectification = await self.store.request_rectification(
+            rectification_id=uuid7(now),
+            account_id=subject.id,
+            field=field,
+            value=value,
+            requested_by=f"{actor.role}:{actor.id}" if actor.id else actor.role,
+            now=now,
+            audit=self._audit(actor, "rectification.request", subject.id),
+        )
+        return rectification
+
+    async def decide(self, actor: Actor, rectification_id: str, *, approve: bool) -> Rectification:
+        pending = await self.store.rectification(rectification_id)
+        if pending is None:
+            raise NotFound("no such rectification")
+        by = f"{actor.role}:{actor.id}" if actor.id else actor.role
+        if pending.requested_by == by:
+            # Four eyes: a verified field is changed only when a second person agrees.
+            raise Forbidden("a rectification is approved by someone other than who asked")
+        action = "rectification.approve" if approve else "rectification.reject"
+        decided: Rectification = await self.store.decide_rectification(
+            rectification_id,
+            approve=approve,
+            by=by,
+            now=self.clock.now_us(),
+            audit=self._audit(actor, action, pending.account_id),
+        )
+        return decided
+
+    async def rectifications(self, subject_id: str) -> list[Rectification]:
+        subject = await self._subject(subject_id)
+        items: list[Rectification] = await self.store.rectifications(subject.id)
+        return items
+
+    # ------------------------------------------------------------ consent (P9)
+
+    async def publish_policy(self, actor: Actor, version: str, url: str | None) -> Policy:
+        policy: Policy = await self.store.publish_policy(
+            version,
+            url,
+            self.clock.now_us(),
+            audit=self._audit(actor, "policy.publish", version=version),
+        )
+        return policy
+
+    # ------------------------------------------------------------ retention (P8)
+
+    async def retention(self, actor: Actor, *, dry_run: bool) -> retention.RetentionReport:
+        async with self._sweeping:  # one run at a time in this process
+            started = self.clock.now_us()
+            results = await retention.sweep(
+                self.store,
+                self.settings,
+                now_us=started,
+                dry_run=dry_run,
+                remove_file=retention.remove_export_file(self.exports_dir),
+            )
+            finished = self.clock.now_us()
+            run_id = uuid7(finished)
+            counts = {category: c for category, (_, _, c) in results.items()}
+            await self.store.record_retention_run(
+                run_id=run_id,
+                started_at=started,
+                finished_at=finished,
+                dry_run=dry_run,
+                ordered_by=f"{actor.role}:{actor.id}" if actor.id else actor.role,
+                counts=counts,
+                audit=self._audit(
+                    actor, "retention.run", run=run_id, dry_run=dry_run, counts=counts
+                ),
+            )
+            if not dry_run and any(
+                v for category in ("anonymous", "resolved") for v in counts[category].values()
+            ):
+                await self.store.purge_search_index()
+            return retention.RetentionReport(
+                id=run_id,
+                dry_run=dry_run,
+                started_at=format_ts(started),
+                finished_at=format_ts(finished),
+                categories=[
+                    retention.CategoryReport(
+                        category=category,
+                        keep_seconds=keep,
+                        cutoff=format_ts(cutoff) if cutoff is not None else None,
+                        counts=c,
+                    )
+                    for category, (keep, cutoff, c) in results.items()
+                ],
+            )
+
+    async def sweeper(self) -> None:
+        """The server's background sweeper: a real run every ``retention_interval``."""
+        interval = int(self.settings.retention_interval)
+        if interval <= 0:
+            return
+        while True:
+            try:
+                await self.retention(SYSTEM, dry_run=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retention run failed; the next one tries again")
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------ audit (P14)
+
+    async def audit_page(
+        self,
+        *,
+        after_seq: int,
+        limit: int,
+        subject_id: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        entries: list[AuditEntry] = await self.store.audit_page(
+            after_seq=after_seq, limit=limit, subject_id=subject_id, action=action
+        )
+        return entries
+
+    async def verify_audit(self) -> ChainReport:
+        anchor = await self.store.audit_anchor()
+        entries: list[AuditEntry] = []
+        after = 0
+        while True:
+            page = await self.store.audit_page(after_seq=after, limit=AUDIT_PAGE)
+            entries.extend(page)
+            if len(page) < AUDIT_PAGE:
+                break
+            after = page[-1].seq
+        return verify_chain(entries, anchor)
+
+
+def erasure_json(tombstone: Tombstone, *, already_erased: bool) -> dict[str, Any]:
+    return {
+        "tombstone_id": tombstone.id,
+        "erased_at": format_ts(tombstone.erased_at),
+        "already_erased": already_erased,
+        "erased": tombstone.counts,
+    }
+
+
+def _write_zip_file(path: Path, document: dict[str, Any], locale: str) -> None:
+    tmp = path.with_suffix(".part")
+    try:
+        with open(tmp, "wb") as out:
+            export_files.write_zip(document, out, locale=locale)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
