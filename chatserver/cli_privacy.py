@@ -43,7 +43,13 @@ def add_commands(sub: Any) -> None:
     export.add_argument("--locale", choices=("en", "nb"), default="en")
 
     erase = sub.add_parser("erase", help="erase a person (P7); idempotent")
-    erase.add_argument("subject_id")
+    erase.add_argument("subject_id", nargs="?")
+    erase.add_argument(
+        "--reapply",
+        action="store_true",
+        help="after restoring a backup: erase again everyone in the erasure ledger",
+    )
+    erase.add_argument("--ledger", help="ledger file (default: DATA_DIR/erasure-ledger)")
 
     audit = sub.add_parser("audit", help="the audit log (P14)")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -122,6 +128,14 @@ async def _export(privacy: Privacy, args: argparse.Namespace) -> int:
 
 
 async def _erase(privacy: Privacy, args: argparse.Namespace) -> int:
+    if args.reapply:
+        ledger = Path(args.ledger) if args.ledger else None
+        again = await privacy.reapply_erasures(operator(), ledger)
+        _print({"erased_again": again})
+        return 0
+    if not args.subject_id:
+        print("chatserver: erase needs SUBJECT_ID (or --reapply)", file=sys.stderr)
+        return 2
     _print(await privacy.erase(operator(), args.subject_id))
     return 0
 

@@ -34,7 +34,8 @@
       away: "No one is online right now. Leave a message and your email address, and we will answer by email.",
       shut: "We are closed right now. Leave a message and your email address, and we will answer by email.",
       bad: "Enter a valid email address, like name@example.com.",
-      thanks: "Thanks! We got your message and will answer at {email}."
+      thanks: "Thanks! We got your message and will answer at {email}.",
+      login: "This chat is for logged-in customers. Log in, then open the chat again."
     },
     nb: {
       launcher: "Chat med oss", close: "Lukk chatten", title: "Chat",
@@ -48,7 +49,8 @@
       away: "Ingen er pålogget akkurat nå. Legg igjen en melding og e-postadressen din, så svarer vi på e-post.",
       shut: "Vi har stengt nå. Legg igjen en melding og e-postadressen din, så svarer vi på e-post.",
       bad: "Skriv en gyldig e-postadresse, for eksempel navn@eksempel.no.",
-      thanks: "Takk! Vi har fått meldingen din og svarer til {email}."
+      thanks: "Takk! Vi har fått meldingen din og svarer til {email}.",
+      login: "Chatten er for innloggede kunder. Logg inn, og åpne chatten igjen."
     }
   };
   var lang = (data.locale || document.documentElement.lang || nav.language || "en").toLowerCase();
@@ -108,7 +110,7 @@
   // ------------------------------------------------------------------ state
   var ws = null, ready = false, attempt = 0, retryTimer = null, wanted = false, pinger = null, quiet = 0;
   var visitorId = null, convId = null, convStatus = null, lastSeq = 0, seen = {}, replaying = false;
-  var policy = null, consentVersion = null, identity = data.identity || null;
+  var policy = null, consentVersion = null, identity = data.identity || null, needLogin = false;
   var agentsOnline = null, openNow = null, agentRead = 0, savedRead = 0;
   var outbox = []; // own messages not yet acked: {id, body, email, state, el}
   var isOpen = false, unread = 0, readSent = 0;
@@ -438,7 +440,7 @@
 
   // ------------------------------------------------------------------ socket
   function connect() {
-    if (ws || !wanted) return;
+    if (ws || !wanted || needLogin) return;
     clearTimeout(retryTimer);
     ready = false;
     setStatus(attempt ? T.offline : T.connecting, attempt ? "offline" : "connecting");
@@ -494,6 +496,7 @@
   function reconnectLater() {
     ws = null;
     if (!wanted) return;
+    if (needLogin) return setStatus(T.login, "offline");
     setStatus(T.offline, "offline");
     var cap = Math.min(10000, 500 * Math.pow(2, attempt++));
     clearTimeout(retryTimer);
@@ -646,6 +649,8 @@
 
   function onError(f) {
     emit("error", { code: f.code, message: f.message, ref: f.ref });
+    // A "verified only" site: no retrying until the host page calls identify().
+    if (f.code === "verification_required") needLogin = true;
     if (!f.ref) return;
     outbox.slice().forEach(function (m) {
       if (m.id !== f.ref || m.state === "acked") return;
@@ -783,6 +788,7 @@
   }
   function identify(token) {
     identity = token || null;
+    if (needLogin && identity) { needLogin = false; if (isOpen && !ws) connect(); }
     if (ws) reconnectNow(); // one hello per socket
   }
   function logout() {

@@ -1125,6 +1125,14 @@ function onFrame(f) {
     case "conversation":
       upsertConversation(f);
       break;
+    case "erased":
+      // The person was erased (P7): their conversations leave the console too.
+      for (const id of f.conversation_ids || []) {
+        state.convs.delete(id);
+        if (state.selected === id) closeThread();
+      }
+      renderList();
+      break;
     case "message": {
       addMessage(f);
       const c = state.convs.get(f.conversation_id);

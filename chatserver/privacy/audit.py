@@ -36,8 +36,6 @@ ACTIONS = (
     "retention.run",
     "policy.publish",
     "visitor.view",
-    "audit.read",
-    "audit.verify",
 )
 
 

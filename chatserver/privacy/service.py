@@ -77,6 +77,9 @@ class Privacy:
         self.verifier = verifier or IdentityVerifier.from_settings(settings)
         self.on_erased = on_erased
         self.exports_dir = Path(settings.data_dir) / "exports"
+        # Opaque references of everyone erased, one per line, outside the database:
+        # after a backup is restored, ``reapply_erasures`` erases them again.
+        self.ledger = Path(settings.data_dir) / "erasure-ledger"
         self._sweeping = asyncio.Lock()
 
     # ------------------------------------------------------------ helpers
@@ -94,6 +97,12 @@ class Privacy:
             subject_id=subject_id,
             details=details,
         )
+
+    async def record(
+        self, actor: Actor, action: str, subject_id: str | None = None, **details: Any
+    ) -> None:
+        """Audit a read of personal data that changes nothing (P14)."""
+        await self.store.append_audit(self._audit(actor, action, subject_id, **details))
 
     def subject_ref(self, subject_id: str) -> str:
         """An opaque, keyed reference to an erased subject: idempotency without identity."""
@@ -218,6 +227,7 @@ class Privacy:
             assert subject is not None
             if self.on_erased is not None:
                 self.on_erased(subject.visitor_ids, tuple(conversation_ids))
+            await asyncio.to_thread(self._note_in_ledger, ref)
             remove = retention.remove_export_file(self.exports_dir)
             for path in files:
                 remove(path)
@@ -226,6 +236,27 @@ class Privacy:
             await self.store.purge_search_index()
             await self.store.wipe_free_space()
         return erasure_json(tombstone, already_erased=not erased)
+
+    def _note_in_ledger(self, ref: str) -> None:
+        self.ledger.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.ledger, "a", encoding="ascii") as fh:
+            fh.write(ref + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    async def reapply_erasures(self, actor: Actor, ledger: Path | None = None) -> list[str]:
+        """Erase again everyone erased before: after restoring a backup taken before their
+        erasure, the ledger (kept outside the database) still knows them. Answers the
+        subject ids erased now."""
+        path = ledger or self.ledger
+        refs = set(await self.store.tombstone_refs())
+        if path.exists():
+            text = await asyncio.to_thread(path.read_text, "ascii")
+            refs.update(line.strip() for line in text.splitlines() if line.strip())
+        again = [s for s in await self.store.subject_ids() if self.subject_ref(s) in refs]
+        for subject_id in again:
+            await self.erase(actor, subject_id)
+        return again
 
     # ------------------------------------------------------------ legal hold
 
@@ -276,7 +307,7 @@ class Privacy:
         by = f"{actor.role}:{actor.id}" if actor.id else actor.role
         if pending.requested_by == by:
             # Four eyes: a verified field is changed only when a second person agrees.
-            raise Forbidden("a rectification is approved by someone other than who asked")
+            raise Forbidden("a rectification is decided by someone other than who asked for it")
         action = "rectification.approve" if approve else "rectification.reject"
         decided: Rectification = await self.store.decide_rectification(
             rectification_id,

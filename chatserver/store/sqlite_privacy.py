@@ -451,6 +451,17 @@ class SQLitePrivacy:
 
         return await self.writer.run(op)
 
+    async def subject_ids(self) -> list[str]:
+        """Every subject in the store: accounts, and visitors never linked to one."""
+        rows = await self._rows(
+            "SELECT id FROM accounts UNION ALL SELECT id FROM visitors WHERE account_id IS NULL"
+        )
+        return [row[0] for row in rows]
+
+    async def tombstone_refs(self) -> list[str]:
+        rows = await self._rows("SELECT subject_ref FROM tombstones WHERE subject_ref IS NOT NULL")
+        return [row[0] for row in rows]
+
     async def export_rows(self, subject_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(export_rows, self.path, subject_id)
 
@@ -494,6 +505,14 @@ class SQLitePrivacy:
                 )
             vids = subject.visitor_ids
             conversation_ids = tuple(_conversation_ids(conn, subject))
+            held = conn.execute(
+                f"SELECT count(*) FROM conversations WHERE legal_hold = 1 AND id IN "
+                f"{_in(conversation_ids)}",
+                conversation_ids,
+            ).fetchone()[0]
+            if subject.legal_hold or held:
+                # Art. 17(3)(e): data kept for legal claims is not erased until released.
+                raise Conflict("this person or a conversation of theirs is on legal hold")
             counts: dict[str, int] = {
                 "conversations": len(conversation_ids),
                 "messages": conn.execute(
@@ -587,13 +606,20 @@ class SQLitePrivacy:
         self, *, subject_id: str | None, conversation_id: str | None, hold: bool, audit: AuditRecord
     ) -> None:
         def op(conn: sqlite3.Connection, tx: Tx) -> None:
+            record = audit
             if conversation_id is not None:
-                changed = conn.execute(
+                owner = conn.execute(
+                    "SELECT coalesce(account_id, visitor_id) FROM conversations WHERE id = ?",
+                    (conversation_id,),
+                ).fetchone()
+                if owner is None:
+                    raise NotFound("no such conversation")
+                conn.execute(
                     "UPDATE conversations SET legal_hold = ? WHERE id = ?",
                     (int(hold), conversation_id),
-                ).rowcount
-                if not changed:
-                    raise NotFound("no such conversation")
+                )
+                # Filed under the person, so their audit trail shows it.
+                record = msgspec.structs.replace(audit, subject_id=owner[0])
             else:
                 subject = _subject(conn, subject_id or "")
                 if subject is None:
@@ -602,7 +628,7 @@ class SQLitePrivacy:
                 conn.execute(
                     f"UPDATE {table} SET legal_hold = ? WHERE id = ?", (int(hold), subject.id)
                 )
-            append_audit(conn, audit)
+            append_audit(conn, record)
 
         await self.writer.run(op)
 

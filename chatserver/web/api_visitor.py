@@ -15,6 +15,7 @@ from starlette.routing import Route
 from chatserver.auth import may
 from chatserver.clock import format_ts
 from chatserver.errors import Forbidden, NotFound
+from chatserver.privacy.service import Actor
 from chatserver.store.models import SessionInfo
 from chatserver.web.api import conversation_json, state_of
 from chatserver.web.principal import authenticate
@@ -51,6 +52,14 @@ async def conversation_visitor(request: Request) -> Response:
     if conversation.visitor_id is None:
         raise NotFound("this conversation has no visitor any more")
     with_ip = caller.role in ("admin", "compliance")
+    if with_ip:
+        # IPs are shown to these roles only, and each look is on the record.
+        await state.privacy.record(
+            Actor(caller.role, caller.id),
+            "visitor.view",
+            conversation.account_id or conversation.visitor_id,
+            conversation=conversation.id,
+        )
     sessions = await state.store.sessions_of(conversation.visitor_id)
     others = await state.store.visitor_conversations(conversation.visitor_id)
     account = (

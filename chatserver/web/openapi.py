@@ -10,47 +10,8 @@ from typing import Any
 
 from chatserver import __version__
 from chatserver.errors import ALL_CODES
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    names = {
-        400: "Bad input (`bad_request`).",
-        401: "No or unknown bearer token (`unauthorized`).",
-        403: "The token's role does not allow this (`forbidden`).",
-        404: "No such item (`not_found`).",
-        409: "Conflicts with stored data (`conflict`).",
-        413: "Body too large (`too_large`).",
-        503: "The store cannot be reached (`unavailable`).",
-    }
-    return {str(s): _json(_ref("Error"), names[s]) for s in statuses}
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def _page(item: dict[str, Any], *, paged: bool) -> dict[str, Any]:
-    """A list answer; ``paged`` lists may have a next page, the others never do."""
-    return {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": item},
-            "next_cursor": {"type": ["string", "null"] if paged else "null"},
-        },
-    }
-
-
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-_AUTH = (401, 403, 503)
+from chatserver.web import openapi_privacy
+from chatserver.web.openapi_common import AUTH, ID, errors, json_answer, page, ref, request_body
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -98,33 +59,33 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ],
                 "responses": {
-                    "200": _json(_ref("ConversationPage"), "One page of conversations."),
-                    **_errors(400, *_AUTH),
+                    "200": json_answer(ref("ConversationPage"), "One page of conversations."),
+                    **errors(400, *AUTH),
                 },
             }
         },
         "/conversations/{id}": {
-            "parameters": [_ID],
+            "parameters": [ID],
             "get": {
                 "operationId": "getConversation",
                 "summary": "One conversation.",
                 "responses": {
-                    "200": _json(_ref("Conversation"), "The conversation."),
-                    **_errors(404, *_AUTH),
+                    "200": json_answer(ref("Conversation"), "The conversation."),
+                    **errors(404, *AUTH),
                 },
             },
             "patch": {
                 "operationId": "updateConversation",
                 "summary": "Change status, assignee (null unassigns) or tags.",
-                "requestBody": _body(_ref("ConversationChange")),
+                "requestBody": request_body(ref("ConversationChange")),
                 "responses": {
-                    "200": _json(_ref("Conversation"), "The changed conversation."),
-                    **_errors(400, 404, 413, *_AUTH),
+                    "200": json_answer(ref("Conversation"), "The changed conversation."),
+                    **errors(400, 404, 413, *AUTH),
                 },
             },
         },
         "/conversations/{id}/messages": {
-            "parameters": [_ID],
+            "parameters": [ID],
             "get": {
                 "operationId": "listMessages",
                 "summary": "The thread in seq order, internal notes included.",
@@ -142,30 +103,30 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ],
                 "responses": {
-                    "200": _json(_ref("MessagePage"), "One page of messages."),
-                    **_errors(400, 404, *_AUTH),
+                    "200": json_answer(ref("MessagePage"), "One page of messages."),
+                    **errors(400, 404, *AUTH),
                 },
             },
             "post": {
                 "operationId": "postMessage",
                 "summary": "Reply (or add a note); idempotent by client_msg_id.",
-                "requestBody": _body(_ref("NewMessage")),
+                "requestBody": request_body(ref("NewMessage")),
                 "responses": {
-                    "201": _json(_ref("Ack"), "Stored."),
-                    "200": _json(_ref("Ack"), "Stored before with this client_msg_id."),
-                    **_errors(400, 404, 409, 413, *_AUTH),
+                    "201": json_answer(ref("Ack"), "Stored."),
+                    "200": json_answer(ref("Ack"), "Stored before with this client_msg_id."),
+                    **errors(400, 404, 409, 413, *AUTH),
                 },
             },
         },
         "/conversations/{id}/visitor": {
-            "parameters": [_ID],
+            "parameters": [ID],
             "get": {
                 "operationId": "getConversationVisitor",
                 "summary": "The visitor panel: account, sessions (device, browser, pages), "
                 "other conversations. `ip` only for admin and compliance (P4).",
                 "responses": {
-                    "200": _json(_ref("VisitorPanel"), "The visitor."),
-                    **_errors(404, *_AUTH),
+                    "200": json_answer(ref("VisitorPanel"), "The visitor."),
+                    **errors(404, *AUTH),
                 },
             },
         },
@@ -180,8 +141,8 @@ DOCUMENT: dict[str, Any] = {
                     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
                 ],
                 "responses": {
-                    "200": _json(_ref("Stats"), "The aggregates."),
-                    **_errors(400, *_AUTH),
+                    "200": json_answer(ref("Stats"), "The aggregates."),
+                    **errors(400, *AUTH),
                 },
             },
         },
@@ -190,35 +151,35 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "listCannedResponses",
                 "summary": "Canned responses, by shortcut (agents use them with `/`).",
                 "responses": {
-                    "200": _json(_ref("CannedResponsePage"), "All canned responses."),
-                    **_errors(*_AUTH),
+                    "200": json_answer(ref("CannedResponsePage"), "All canned responses."),
+                    **errors(*AUTH),
                 },
             },
             "post": {
                 "operationId": "addCannedResponse",
                 "summary": "Add a canned response (admin).",
-                "requestBody": _body(_ref("CannedResponseIn")),
+                "requestBody": request_body(ref("CannedResponseIn")),
                 "responses": {
-                    "201": _json(_ref("CannedResponse"), "Added."),
-                    **_errors(400, 409, 413, *_AUTH),
+                    "201": json_answer(ref("CannedResponse"), "Added."),
+                    **errors(400, 409, 413, *AUTH),
                 },
             },
         },
         "/canned-responses/{id}": {
-            "parameters": [_ID],
+            "parameters": [ID],
             "put": {
                 "operationId": "changeCannedResponse",
                 "summary": "Replace a canned response's shortcut and text (admin).",
-                "requestBody": _body(_ref("CannedResponseIn")),
+                "requestBody": request_body(ref("CannedResponseIn")),
                 "responses": {
-                    "200": _json(_ref("CannedResponse"), "Changed."),
-                    **_errors(400, 404, 409, 413, *_AUTH),
+                    "200": json_answer(ref("CannedResponse"), "Changed."),
+                    **errors(400, 404, 409, 413, *AUTH),
                 },
             },
             "delete": {
                 "operationId": "deleteCannedResponse",
                 "summary": "Delete a canned response (admin).",
-                "responses": {"204": {"description": "Deleted."}, **_errors(404, *_AUTH)},
+                "responses": {"204": {"description": "Deleted."}, **errors(404, *AUTH)},
             },
         },
         "/policies": {
@@ -226,18 +187,18 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "listPolicies",
                 "summary": "Published privacy policy versions, newest (current) first (admin).",
                 "responses": {
-                    "200": _json(_ref("PolicyPage"), "All versions."),
-                    **_errors(*_AUTH),
+                    "200": json_answer(ref("PolicyPage"), "All versions."),
+                    **errors(*AUTH),
                 },
             },
             "post": {
                 "operationId": "publishPolicy",
                 "summary": "Publish a new privacy policy version; visitors are asked to "
-                "accept it once (P9) (admin).",
-                "requestBody": _body(_ref("PolicyIn")),
+                "accept it once (P9). Audited as `policy.publish` (admin).",
+                "requestBody": request_body(ref("PolicyIn")),
                 "responses": {
-                    "201": _json(_ref("Policy"), "Published: now the current version."),
-                    **_errors(400, 409, 413, *_AUTH),
+                    "201": json_answer(ref("Policy"), "Published: now the current version."),
+                    **errors(400, 409, 413, *AUTH),
                 },
             },
         },
@@ -247,8 +208,8 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Origins allowed to open the visitor socket: from the settings "
                 "(fixed) and added by admins (admin).",
                 "responses": {
-                    "200": _json(_ref("OriginPage"), "All allowed origins."),
-                    **_errors(*_AUTH),
+                    "200": json_answer(ref("OriginPage"), "All allowed origins."),
+                    **errors(*AUTH),
                 },
             },
             "post": {
@@ -269,8 +230,8 @@ DOCUMENT: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "201": _json(_ref("Origin"), "Allowed."),
-                    **_errors(400, 413, *_AUTH),
+                    "201": json_answer(ref("Origin"), "Allowed."),
+                    **errors(400, 413, *AUTH),
                 },
             },
             "delete": {
@@ -284,7 +245,7 @@ DOCUMENT: dict[str, Any] = {
                         "schema": {"type": "string"},
                     }
                 ],
-                "responses": {"204": {"description": "Removed."}, **_errors(400, 404, *_AUTH)},
+                "responses": {"204": {"description": "Removed."}, **errors(400, 404, *AUTH)},
             },
         },
         "/tokens": {
@@ -292,8 +253,8 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "listTokens",
                 "summary": "API tokens, newest first, never the secret itself (admin).",
                 "responses": {
-                    "200": _json(_ref("TokenPage"), "All tokens."),
-                    **_errors(*_AUTH),
+                    "200": json_answer(ref("TokenPage"), "All tokens."),
+                    **errors(*AUTH),
                 },
             },
             "post": {
@@ -321,17 +282,17 @@ DOCUMENT: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "201": _json(_ref("NewToken"), "Created."),
-                    **_errors(400, 413, *_AUTH),
+                    "201": json_answer(ref("NewToken"), "Created."),
+                    **errors(400, 413, *AUTH),
                 },
             },
         },
         "/tokens/{id}": {
-            "parameters": [_ID],
+            "parameters": [ID],
             "delete": {
                 "operationId": "revokeToken",
                 "summary": "Revoke a token; its bot's sockets are closed at once (admin).",
-                "responses": {"204": {"description": "Revoked."}, **_errors(404, *_AUTH)},
+                "responses": {"204": {"description": "Revoked."}, **errors(404, *AUTH)},
             },
         },
         "/agents": {
@@ -340,35 +301,38 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Every agent and bot, with whether they are online (agent; "
                 "`email` is null unless the caller is an admin).",
                 "responses": {
-                    "200": _json(_ref("AgentPage"), "All agents."),
-                    **_errors(*_AUTH),
+                    "200": json_answer(ref("AgentPage"), "All agents."),
+                    **errors(*AUTH),
                 },
             },
             "post": {
                 "operationId": "addAgent",
                 "summary": "Add an agent with a password (admin).",
-                "requestBody": _body(_ref("NewAgent")),
+                "requestBody": request_body(ref("NewAgent")),
                 "responses": {
-                    "201": _json(_ref("Agent"), "Added."),
-                    **_errors(400, 409, 413, *_AUTH),
+                    "201": json_answer(ref("Agent"), "Added."),
+                    **errors(400, 409, 413, *AUTH),
                 },
             },
         },
         "/agents/{id}": {
-            "parameters": [_ID],
+            "parameters": [ID],
             "patch": {
                 "operationId": "changeAgent",
                 "summary": "Rename, change role, or (de)activate an agent (admin).",
-                "requestBody": _body(_ref("AgentChange")),
+                "requestBody": request_body(ref("AgentChange")),
                 "responses": {
-                    "200": _json(_ref("Agent"), "The changed agent."),
-                    **_errors(400, 404, 409, 413, *_AUTH),
+                    "200": json_answer(ref("Agent"), "The changed agent."),
+                    **errors(400, 404, 409, 413, *AUTH),
                 },
             },
         },
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            **openapi_privacy.SECURITY_SCHEMES,
+        },
         "schemas": {
             "Error": {
                 "type": "object",
@@ -395,7 +359,7 @@ DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "string"},
                     "status": {"type": "string", "enum": ["open", "pending", "resolved"]},
-                    "assignee": _ref("Assignee"),
+                    "assignee": ref("Assignee"),
                     "tags": {"type": "array", "items": {"type": "string"}},
                     "visitor_id": {"type": ["string", "null"]},
                     "account_id": {"type": ["string", "null"]},
@@ -416,7 +380,7 @@ DOCUMENT: dict[str, Any] = {
                     "closed_at": {"type": ["string", "null"], "format": "date-time"},
                 },
             },
-            "ConversationPage": _page(_ref("Conversation"), paged=True),
+            "ConversationPage": page(ref("Conversation"), paged=True),
             "ConversationChange": {
                 "type": "object",
                 "additionalProperties": False,
@@ -455,12 +419,12 @@ DOCUMENT: dict[str, Any] = {
                     "message_id": {"type": "string"},
                     "seq": {"type": "integer", "minimum": 1},
                     "ts": {"type": "string", "format": "date-time"},
-                    "author": _ref("Author"),
+                    "author": ref("Author"),
                     "body": {"type": "string"},
                     "kind": {"type": "string", "enum": ["text", "note", "event"]},
                 },
             },
-            "MessagePage": _page(_ref("Message"), paged=True),
+            "MessagePage": page(ref("Message"), paged=True),
             "NewMessage": {
                 "type": "object",
                 "additionalProperties": False,
@@ -507,8 +471,8 @@ DOCUMENT: dict[str, Any] = {
                             "verified_at": {"type": ["string", "null"]},
                         },
                     },
-                    "sessions": {"type": "array", "items": _ref("VisitorSession")},
-                    "conversations": {"type": "array", "items": _ref("Conversation")},
+                    "sessions": {"type": "array", "items": ref("VisitorSession")},
+                    "conversations": {"type": "array", "items": ref("Conversation")},
                 },
             },
             "Stats": {
@@ -588,7 +552,7 @@ DOCUMENT: dict[str, Any] = {
                     "updated_at": {"type": "string", "format": "date-time"},
                 },
             },
-            "CannedResponsePage": _page(_ref("CannedResponse"), paged=False),
+            "CannedResponsePage": page(ref("CannedResponse"), paged=False),
             "PolicyIn": {
                 "type": "object",
                 "additionalProperties": False,
@@ -608,7 +572,7 @@ DOCUMENT: dict[str, Any] = {
                     "current": {"type": "boolean"},
                 },
             },
-            "PolicyPage": _page(_ref("Policy"), paged=False),
+            "PolicyPage": page(ref("Policy"), paged=False),
             "Origin": {
                 "type": "object",
                 "required": ["origin", "source"],
@@ -617,7 +581,7 @@ DOCUMENT: dict[str, Any] = {
                     "source": {"type": "string", "enum": ["settings", "admin"]},
                 },
             },
-            "OriginPage": _page(_ref("Origin"), paged=False),
+            "OriginPage": page(ref("Origin"), paged=False),
             "Token": {
                 "type": "object",
                 "required": ["id", "agent", "created_at", "revoked_at"],
@@ -639,7 +603,7 @@ DOCUMENT: dict[str, Any] = {
             },
             "NewToken": {
                 "allOf": [
-                    _ref("Token"),
+                    ref("Token"),
                     {
                         "type": "object",
                         "required": ["token"],
@@ -647,7 +611,7 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ]
             },
-            "TokenPage": _page(_ref("Token"), paged=False),
+            "TokenPage": page(ref("Token"), paged=False),
             "Agent": {
                 "type": "object",
                 "required": ["id", "email", "name", "role", "kind", "active", "online"],
@@ -661,7 +625,7 @@ DOCUMENT: dict[str, Any] = {
                     "online": {"type": "boolean"},
                 },
             },
-            "AgentPage": _page(_ref("Agent"), paged=False),
+            "AgentPage": page(ref("Agent"), paged=False),
             "NewAgent": {
                 "type": "object",
                 "additionalProperties": False,
@@ -704,3 +668,14 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+
+def _merge(into: dict[str, Any], more: dict[str, Any]) -> None:
+    clash = sorted(into.keys() & more.keys())
+    if clash:
+        raise ValueError(f"defined twice in the OpenAPI document: {', '.join(clash)}")
+    into.update(more)
+
+
+_merge(DOCUMENT["paths"], openapi_privacy.PATHS)
+_merge(DOCUMENT["components"]["schemas"], openapi_privacy.SCHEMAS)
