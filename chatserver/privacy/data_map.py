@@ -155,7 +155,7 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             ),
             export=(
                 "not exported: a keyed hash, meaningless to the person; the export says "
-                "`national_id_on_record: false` whatever this column holds"
+                "only whether one is on record (`subject.national_id_on_record`)"
             ),
             erasure=_ACCOUNT_DELETED + " (and its index entry)",
             retention=_ACCOUNT_RETENTION,

@@ -87,8 +87,8 @@ def shape_export(rows: dict[str, Any], *, include_notes: bool, now: int) -> dict
             phone=account["phone"],
             verified_fields=json.loads(account["verified_fields"]),
             # The national id number is never stored, so never exported: only
-            # whether the platform vouched for one.
-            national_id_on_record=False,
+            # whether the platform vouched for one (its keyed hash is on record).
+            national_id_on_record=bool(account["has_pid"]),
         )
         if account["verified_at"] is not None:
             profile["verification"] = {

@@ -193,9 +193,13 @@ class Privacy:
         now = self.clock.now_us()
         file_id = uuid7(now)
         path = self.exports_dir / f"{file_id}.zip"
-        # Registered before it is written: an erasure that runs meanwhile finds and removes it.
+        # Registered before it is written, and checked after: an erasure that ran
+        # meanwhile removed the row, and then the file must go too.
         await self.store.add_export_file(file_id, subject_id, str(path), now)
         await asyncio.to_thread(_write_zip_file, path, document, locale)
+        if not await self.store.export_file_exists(file_id):
+            await asyncio.to_thread(path.unlink, True)
+            raise NotFound("no such subject: erased while the export was written")
         return path
 
     async def export_json(self, actor: Actor, subject_id: str) -> bytes:
@@ -364,6 +368,8 @@ class Privacy:
                 v for category in ("anonymous", "resolved") for v in counts[category].values()
             ):
                 await self.store.purge_search_index()
+            if not dry_run and any(v for c in counts.values() for v in c.values()):
+                await self.store.wipe_free_space()
             return retention.RetentionReport(
                 id=run_id,
                 dry_run=dry_run,

@@ -213,7 +213,11 @@ def export_rows(path: Path, subject_id: str) -> dict[str, Any] | None:
         account = None
         if subject.kind == "account":
             account = _dicts(
-                conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (subject.id,))
+                conn.execute(
+                    f"SELECT {ACCOUNT_COLUMNS}, pid_hash IS NOT NULL AS has_pid "
+                    "FROM accounts WHERE id = ?",
+                    (subject.id,),
+                )
             )[0]
         conversation_ids = tuple(_conversation_ids(conn, subject))
         conversations = _dicts(
@@ -881,6 +885,9 @@ class SQLitePrivacy:
         ]
 
     # ------------------------------------------------------------ export files
+
+    async def export_file_exists(self, file_id: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM export_files WHERE id = ?", (file_id,)))
 
     async def add_export_file(self, file_id: str, subject_id: str, path: str, now: int) -> None:
         await self.writer.run(

@@ -5,6 +5,8 @@ free of them, and an audit chain that verifies and then catches tampering."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -130,6 +132,7 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
                 "platform-42",
             )
             assert profile["verification"]["idp"] == "bankid"
+            assert profile["national_id_on_record"] is True
             assert PID not in json.dumps(export)  # only its keyed hash was ever stored
             [thread] = export["conversations"]
             assert thread["id"] == conversation
@@ -280,7 +283,6 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
                 assert action in actions, action
             assert (await http.get("/api/v1/audit/verify")).json()["ok"] is True
 
-
     # 11. Tampering with one entry, or removing one, is detected.
     assert cli(tmp_path, "audit", "verify").returncode == 0
     with sqlite3.connect(tmp_path / "chat.db") as db:
@@ -362,3 +364,46 @@ async def test_erasure_reaches_a_restored_backup(tmp_path: Path) -> None:
     assert SECRETS[0].encode() not in raw and NAME.encode() not in raw
     again = cli(tmp_path, "erase", "--reapply")
     assert json.loads(again.stdout) == {"erased_again": []}
+
+
+async def test_messages_racing_an_erasure_do_not_bring_data_back(server: Server) -> None:
+    """A person keeps sending while they are erased: whatever the order in which the writer
+    sees the sends and the erasure, nothing of theirs is stored afterwards."""
+    hello = {"identity": identity_token("racer", name="Rita Racer")}
+    compliance = await server.token("compliance")
+    async with server.visitor(hello=hello) as (tab, welcome):
+        subject_id, visitor_id = welcome["account"]["id"], welcome["visitor_id"]
+        conversation = (await _send(tab, "first"))["conversation_id"]
+
+        async def keep_sending() -> None:
+            for i in range(200):
+                try:
+                    await tab.send(
+                        type="send",
+                        client_msg_id=msg_id(),
+                        conversation_id=conversation if i % 2 else None,
+                        body=f"racing {i}",
+                    )
+                except Exception:  # the server closed the socket: the person is gone
+                    return
+
+        async with server.http(compliance) as http:
+            sending = asyncio.create_task(keep_sending())
+            r = await http.post(f"/api/v1/subjects/{subject_id}/erasure")
+            await sending
+        assert r.status_code == 200
+        assert await tab.closed() == 1008
+    await server.state.store.writer.idle()
+    db = sqlite3.connect(server.state.settings.data_dir + "/chat.db")
+    with contextlib.closing(db):
+        assert db.execute(
+            "SELECT count(*) FROM visitors WHERE id = ?", (visitor_id,)
+        ).fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM messages WHERE author_id = ?", (visitor_id,)
+        ).fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM conversations WHERE visitor_id = ? OR account_id = ?",
+            (visitor_id, subject_id),
+        ).fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM visitor_sessions").fetchone() == (0,)
