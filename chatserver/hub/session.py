@@ -267,7 +267,7 @@ class VisitorSession(_Session):
         )
 
     async def _verify(self, frame: p.Hello) -> tuple[Identity | None, ChatError | None]:
-        """The hello's identity token, verified; or why not (the chat goes on anonymous)."""
+        """The hello's identity token, verified; or why it was refused."""
         privacy = self.hub.privacy
         if frame.identity is None:
             return None, None
@@ -276,9 +276,7 @@ class VisitorSession(_Session):
         try:
             return await privacy.verify(frame.identity), None
         except Unauthorized as exc:
-            return None, Unauthorized(
-                f"identity token not accepted ({exc.message}): the chat goes on as anonymous"
-            )
+            return None, exc
 
     async def hello(self, frame: p.Hello) -> None:
         store = self.hub.store
@@ -374,8 +372,6 @@ class VisitorSession(_Session):
                     )
         if policy is not None and not accepted:
             self.consent_needed = policy.version
-        if identity_error is not None:
-            self._fail(identity_error, None)
         self.peer.send(
             p.encode(
                 p.Welcome(
@@ -409,6 +405,15 @@ class VisitorSession(_Session):
                 )
             )
         )
+        if identity_error is not None:
+            # After the welcome, so the client knows where it stands when it reads why.
+            self._fail(
+                Unauthorized(
+                    f"identity token not accepted ({identity_error.message}): "
+                    "the chat goes on as anonymous"
+                ),
+                None,
+            )
         if consent_error is not None:
             self._fail(consent_error, None)
         for conversation in conversations:

@@ -33,6 +33,7 @@ ACTIONS = (
     "rectification.request",
     "rectification.approve",
     "rectification.reject",
+    "rectification.list",
     "retention.run",
     "policy.publish",
     "visitor.view",

@@ -69,7 +69,8 @@ async def sweep(
             continue
         cutoff = now_us - keep * 1_000_000
         if dry_run:
-            counts = await store.retention_count(category, cutoff)
+            earlier = {c: r[1] for c, r in results.items() if r[1] is not None}
+            counts = await store.retention_count(category, cutoff, earlier=earlier)
         else:
             counts = {}
             while True:

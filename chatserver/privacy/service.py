@@ -322,9 +322,11 @@ class Privacy:
         )
         return decided
 
-    async def rectifications(self, subject_id: str) -> list[Rectification]:
+    async def rectifications(self, actor: Actor, subject_id: str) -> list[Rectification]:
         subject = await self._subject(subject_id)
         items: list[Rectification] = await self.store.rectifications(subject.id)
+        # Old and new values are the person's data: a read on the record.
+        await self.record(actor, "rectification.list", subject.id, count=len(items))
         return items
 
     # ------------------------------------------------------------ consent (P9)

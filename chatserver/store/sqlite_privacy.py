@@ -64,6 +64,20 @@ _EXPIRED_CONVERSATIONS = {
         "FROM conversations c WHERE c.status = 'resolved' AND c.closed_at < ? AND " + _NOT_HELD
     ),
 }
+# The same rules as conditions on a conversation aliased ``{c}`` (one ``?``: the cutoff),
+# for a dry run to leave out what an earlier category of the same run removes.
+_EXPIRED_CONDITION = {
+    "anonymous": (
+        "({c}.account_id IS NULL AND NOT EXISTS (SELECT 1 FROM visitors va "
+        "WHERE va.id = {c}.visitor_id AND va.account_id IS NOT NULL) AND {c}.updated_at < ? "
+        "AND " + _NOT_HELD.replace("c.", "{c}.") + ")"
+    ),
+    "resolved": (
+        "({c}.status = 'resolved' AND {c}.closed_at < ? AND "
+        + _NOT_HELD.replace("c.", "{c}.")
+        + ")"
+    ),
+}
 _SESSION_NOT_HELD = (
     "NOT EXISTS (SELECT 1 FROM visitors hv LEFT JOIN accounts h ON h.id = hv.account_id "
     "WHERE hv.id = s.visitor_id AND (hv.legal_hold = 1 OR h.legal_hold = 1))"
@@ -793,14 +807,26 @@ class SQLitePrivacy:
 
     # ------------------------------------------------------------ retention
 
-    async def retention_count(self, category: str, cutoff: int) -> dict[str, int]:
-        """What a run would remove in ``category`` now: the dry run's answer."""
+    async def retention_count(
+        self, category: str, cutoff: int, *, earlier: dict[str, int] | None = None
+    ) -> dict[str, int]:
+        """What a run would remove in ``category`` now: the dry run's answer.
+
+        ``earlier`` holds the cutoffs of the categories a real run takes before
+        this one: what they remove is not counted again here, and what their
+        removal frees (a visitor left with nothing) is.
+        """
+        earlier = earlier or {}
         if category in _EXPIRED_CONVERSATIONS:
             where = _EXPIRED_CONVERSATIONS[category]
+            params: list[int] = [cutoff]
+            if category == "resolved" and "anonymous" in earlier:
+                where += " AND NOT " + _EXPIRED_CONDITION["anonymous"].format(c="c")
+                params.append(earlier["anonymous"])
             rows = await self._rows(
                 "SELECT count(*), coalesce(sum((SELECT count(*) FROM messages m "
                 f"WHERE m.conversation_id = c.id)), 0) {where}",
-                (cutoff,),
+                tuple(params),
             )
             return {"conversations": rows[0][0], "messages": rows[0][1]}
         if category == "sessions":
@@ -809,16 +835,35 @@ class SQLitePrivacy:
                 + _SESSION_NOT_HELD,
                 (cutoff,),
             )
+            before = [c for c in ("anonymous", "resolved") if c in earlier]
+            gone = [_EXPIRED_CONDITION[c].format(c="c") for c in before]
+            orphans = _ORPHAN_VISITORS_FROM
+            if gone:
+                # Conversations an earlier category removes do not keep their visitor.
+                orphans = orphans.replace(
+                    "WHERE c.visitor_id = v.id)",
+                    f"WHERE c.visitor_id = v.id AND NOT ({' OR '.join(gone)}))",
+                )
             visitors = await self._rows(
-                f"SELECT count(*) {_ORPHAN_VISITORS_FROM}", (cutoff, cutoff)
+                f"SELECT count(*) {orphans}",
+                (
+                    cutoff,
+                    *(earlier[c] for c in before),
+                    cutoff,
+                ),
             )
             return {"sessions": rows[0][0], "visitors": visitors[0][0]}
         if category == "ip":
-            rows = await self._rows(
+            sql = (
                 "SELECT count(*) FROM visitor_sessions s WHERE s.ip_truncated_at IS NULL "
-                "AND s.ip IS NOT NULL AND s.started_at < ? AND " + _SESSION_NOT_HELD,
-                (cutoff,),
+                "AND s.ip IS NOT NULL AND s.started_at < ? AND " + _SESSION_NOT_HELD
             )
+            ip_params: tuple[int, ...] = (cutoff,)
+            if "sessions" in earlier:
+                # Sessions the ``sessions`` rule deletes are not truncated first.
+                sql += " AND s.last_seen_at >= ?"
+                ip_params = (cutoff, earlier["sessions"])
+            rows = await self._rows(sql, ip_params)
             return {"ip_addresses": rows[0][0]}
         if category == "exports":
             rows = await self._rows(

@@ -110,6 +110,7 @@ def _locale(request: Request) -> str:
 
 async def _export(request: Request, actor: Actor, subject_id: str) -> Response:
     privacy = privacy_of(request)
+    locale = _locale(request)
     if _format(request) == "json":
         body = await privacy.export_json(actor, subject_id)
         return Response(
@@ -117,7 +118,7 @@ async def _export(request: Request, actor: Actor, subject_id: str) -> Response:
             media_type="application/json",
             headers={"Content-Disposition": 'attachment; filename="export.json"'},
         )
-    path = await privacy.export_zip(actor, subject_id, locale=_locale(request))
+    path = await privacy.export_zip(actor, subject_id, locale=locale)
     # The archive stays on disk until retention's export rule removes it (or an
     # erasure of the person, whichever comes first).
     return FileResponse(
@@ -163,8 +164,8 @@ async def request_rectification(request: Request) -> Response:
 
 
 async def list_rectifications(request: Request) -> Response:
-    await compliance(request)
-    items = await privacy_of(request).rectifications(request.path_params["id"])
+    actor = await compliance(request)
+    items = await privacy_of(request).rectifications(actor, request.path_params["id"])
     return JSONResponse({"items": [rectification_json(r) for r in items], "next_cursor": None})
 
 

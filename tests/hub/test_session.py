@@ -128,11 +128,12 @@ async def test_consent_for_an_old_version_is_a_conflict(hub: Hub) -> None:
     assert error["code"] == "conflict"
 
 
-async def test_identity_tokens_are_refused_until_verification_exists(hub: Hub) -> None:
-    """An identity token is answered with unauthorized and the chat goes on anonymous."""
+async def test_identity_tokens_need_the_privacy_service(hub: Hub) -> None:
+    """Without identity verification wired in, an identity token gets the welcome (anonymous)
+    and then unauthorized."""
     session = VisitorSession(hub, SETTINGS)
     await session.handle('{"type":"hello","identity":"x.y.z"}')
-    error, welcome = frames(session.peer)
+    welcome, error = frames(session.peer)
     assert error["code"] == "unauthorized"
     assert welcome["type"] == "welcome" and welcome["account"] is None
 

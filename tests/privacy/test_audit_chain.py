@@ -8,6 +8,7 @@ connection beside the running store.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -79,7 +80,7 @@ async def test_an_intact_chain_verifies(store: SQLiteStore) -> None:
     assert [e.seq for e in stored] == [e.seq for e in written]
     assert stored == written  # what the store answered on append is what it kept
     assert stored[0].prev_hash == GENESIS
-    for before, after in zip(stored, stored[1:], strict=False):
+    for before, after in itertools.pairwise(stored):
         assert after.prev_hash == before.hash
         assert after.seq > before.seq
     assert await store.audit_anchor() is None
@@ -154,7 +155,8 @@ async def test_a_rehashed_change_breaks_the_chain_at_the_next_entry(store: SQLit
     )
     with raw(store) as conn:
         conn.execute(
-            "UPDATE audit_log SET details = ?, hash = ? WHERE seq = ?", (details, forged, target.seq)
+            "UPDATE audit_log SET details = ?, hash = ? WHERE seq = ?",
+            (details, forged, target.seq),
         )
     report = await verify(store)
     assert (report.ok, report.broken_at, report.problem) == (

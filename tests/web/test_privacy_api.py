@@ -114,7 +114,7 @@ async def assert_unchanged(server: Server, scene: Scene, audited: int) -> None:
     assert conversation is not None and conversation.legal_hold is False
     rectification = await store.rectification(scene.rectification)
     assert rectification is not None and rectification.status == "pending"
-    account = await store.full_account(scene.subject)
+    account = await store.account(scene.subject)
     assert account is not None and account.name == NAME and account.phone is None
     runs = await store.retention_runs()
     assert runs == []
@@ -140,33 +140,34 @@ def error_of(r: Any, status: int, code: str) -> str:
 
 # ---------------------------------------------------------------- roles
 
-# (method, path, JSON body, what compliance gets, may an admin do it)
-ROUTES: list[tuple[str, str, dict[str, Any] | None, int, bool]] = [
-    ("GET", f"/api/v1/subjects?email={EMAIL}", None, 200, False),
-    ("GET", "/api/v1/subjects/{subject}/export", None, 200, False),
-    ("GET", "/api/v1/subjects/{subject}/export?format=zip", None, 200, False),
-    ("POST", "/api/v1/subjects/{subject}/erasure", None, 200, False),
+# (method, path, JSON body, what compliance gets, may an admin do it, is it audited)
+ROUTES: list[tuple[str, str, dict[str, Any] | None, int, bool, bool]] = [
+    ("GET", f"/api/v1/subjects?email={EMAIL}", None, 200, False, True),
+    ("GET", "/api/v1/subjects/{subject}/export", None, 200, False, True),
+    ("GET", "/api/v1/subjects/{subject}/export?format=zip", None, 200, False, True),
+    ("POST", "/api/v1/subjects/{subject}/erasure", None, 200, False, True),
     (
         "POST",
         "/api/v1/subjects/{subject}/rectifications",
         {"field": "phone", "value": "+47 22 33 44 55"},
         201,
         False,
+        True,
     ),
-    ("GET", "/api/v1/subjects/{subject}/rectifications", None, 200, False),
-    ("PUT", "/api/v1/subjects/{subject}/legal-hold", {"hold": True}, 200, False),
-    ("PUT", "/api/v1/conversations/{conv}/legal-hold", {"hold": True}, 200, False),
-    ("POST", "/api/v1/rectifications/{rect}/approve", None, 200, True),
-    ("POST", "/api/v1/rectifications/{rect}/reject", None, 200, True),
-    ("GET", "/api/v1/audit", None, 200, False),
-    ("GET", "/api/v1/audit/verify", None, 200, False),
-    ("POST", "/api/v1/retention/runs", {"dry_run": True}, 201, False),
-    ("GET", "/api/v1/retention/runs", None, 200, False),
+    ("GET", "/api/v1/subjects/{subject}/rectifications", None, 200, False, True),
+    ("PUT", "/api/v1/subjects/{subject}/legal-hold", {"hold": True}, 200, False, True),
+    ("PUT", "/api/v1/conversations/{conv}/legal-hold", {"hold": True}, 200, False, True),
+    ("POST", "/api/v1/rectifications/{rect}/approve", None, 200, True, True),
+    ("POST", "/api/v1/rectifications/{rect}/reject", None, 200, True, True),
+    ("GET", "/api/v1/audit", None, 200, False, False),
+    ("GET", "/api/v1/audit/verify", None, 200, False, False),
+    ("POST", "/api/v1/retention/runs", {"dry_run": True}, 201, False, True),
+    ("GET", "/api/v1/retention/runs", None, 200, False, False),
 ]
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body", "status", "admin_may"),
+    ("method", "path", "body", "status", "admin_may", "audited"),
     ROUTES,
     ids=[
         f"{m} {p.split('?')[0].replace('/api/v1', '')}{'?' if '?' in p else ''}"
@@ -180,9 +181,11 @@ async def test_each_privacy_route_needs_its_role(
     body: dict[str, Any] | None,
     status: int,
     admin_may: bool,
+    audited: bool,
 ) -> None:
     """No or an unknown token is 401; an agent 403; an admin 403 (except approve and reject,
-    which an admin may do); a compliance officer gets the answer. Refusals change nothing."""
+    which an admin may do too); a compliance officer gets the answer. Refusals change and
+    audit nothing; what compliance does is audited as theirs."""
     scene = await make_scene(server)
     url = fill(path, scene)
     refused = [
@@ -192,18 +195,15 @@ async def test_each_privacy_route_needs_its_role(
     ]
     if not admin_may:
         refused.append(("admin", await server.token("admin"), 403, "forbidden"))
-    audited = await audit_count(server)
+    before = await audit_count(server)
     for label, token, want_status, want_code in refused:
         async with server.http(token) as http:
             r = await http.request(method, url, json=body)
         assert r.status_code == want_status, (label, r.text)
         error_of(r, want_status, want_code)
-        await assert_unchanged(server, scene, audited)
+        await assert_unchanged(server, scene, before)
 
-    callers = [await server.token("compliance", name="Cato Compliance")]
-    if admin_may:
-        callers.insert(0, await server.token("admin"))
-    async with server.http(callers[0]) as http:
+    async with server.http(await server.token("compliance", name="Cato Compliance")) as http:
         r = await http.request(method, url, json=body)
     assert r.status_code == status, r.text
     if "format=zip" in url:
@@ -213,6 +213,10 @@ async def test_each_privacy_route_needs_its_role(
         assert r.headers["content-type"].startswith("application/json")
         assert r.json()  # a body, not an error
         assert "error" not in r.json()
+    entries = await server.state.store.audit_page(after_seq=0, limit=1000)
+    assert len(entries) == before + (1 if audited else 0)
+    if audited:
+        assert entries[-1].actor_role == "compliance" and entries[-1].actor_id
 
 
 async def test_admin_and_another_compliance_officer_may_decide(server: Server) -> None:
@@ -235,7 +239,7 @@ async def test_admin_and_another_compliance_officer_may_decide(server: Server) -
         r = await http.post(f"/api/v1/rectifications/{second}/approve")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "applied" and r.json()["decided_by"].startswith("compliance:")
-    account = await server.state.store.full_account(scene.subject)
+    account = await server.state.store.account(scene.subject)
     assert account is not None and account.email == "kari@new.example" and account.name == NAME
 
 
@@ -346,16 +350,15 @@ BAD_TOKENS = [
 async def test_a_bad_identity_at_hello_goes_on_anonymous(
     server: Server, kind: str, reason: str
 ) -> None:
-    """A refused identity token at hello: first an ``error`` ``unauthorized`` saying why (the
-    order the session writes them in), then the ``welcome`` with ``account: null``; the chat
-    goes on anonymous and no account is made."""
+    """A refused identity token at hello: the ``welcome`` with ``account: null``, then an
+    ``error`` ``unauthorized`` saying why; the chat goes on anonymous and no account is made."""
     await verified_person(server)  # the person the bad token claims to be exists
     async with server.raw_visitor() as v:
         await v.send(type="hello", identity=bad_token(kind))
+        welcome = await v.expect("welcome")
         error = await v.expect("error", code="unauthorized", ref=None)
         assert reason in error["message"], error
         assert "anonymous" in error["message"]
-        welcome = await v.expect("welcome")
         assert welcome["account"] is None
         assert welcome["conversations"] == []  # not the verified person's threads
         await v.send(type="send", client_msg_id="c1", body="hello?")
@@ -436,12 +439,6 @@ async def test_verified_only_refuses_a_bad_identity(tmp_path: Path, kind: str, r
         assert count(server, "accounts") == 0
 
 
-@pytest.mark.xfail(
-    reason="hub/session.py VisitorSession.hello wraps the identity error's message, which ends "
-    "in 'the chat goes on as anonymous', into verification_required: the message promises an "
-    "anonymous chat while the socket is being closed",
-    strict=True,
-)
 async def test_verified_only_refusal_does_not_promise_an_anonymous_chat(tmp_path: Path) -> None:
     """The ``verification_required`` message for a bad token says why the token was refused,
     without saying that the chat goes on anonymous (it does not: the socket closes)."""
@@ -671,11 +668,6 @@ async def test_bad_requests_get_their_code_and_change_nothing(
     )
 
 
-@pytest.mark.xfail(
-    reason="api_privacy._export checks locale only for format=zip: with the default JSON "
-    "format an unknown locale is silently ignored (200) instead of 400 bad_request",
-    strict=True,
-)
 async def test_an_unknown_locale_is_refused_whatever_the_format(server: Server) -> None:
     """``locale=de`` is not a locale this server has: 400 bad_request, also for a JSON export."""
     scene = await make_scene(server)
@@ -730,7 +722,8 @@ async def test_rectification_of_a_verified_field_waits_for_someone_else(server: 
         for verb in ("approve", "reject"):
             r = await http.post(f"/api/v1/rectifications/{scene.rectification}/{verb}")
             assert "other than who asked" in error_of(r, 403, "forbidden")
-    assert (await server.state.store.full_account(scene.subject)).name == NAME  # type: ignore[union-attr]
+    unchanged = await server.state.store.account(scene.subject)
+    assert unchanged is not None and unchanged.name == NAME
 
     async with server.http(await server.token("admin", name="Ada Admin")) as http:
         r = await http.post(f"/api/v1/rectifications/{scene.rectification}/approve")
@@ -789,7 +782,7 @@ async def test_rectification_of_an_anonymous_visitor_is_a_conflict(server: Serve
         assert "never verified" in error_of(r, 409, "conflict")
         listed = await http.get(f"/api/v1/subjects/{scene.anonymous}/rectifications")
     assert listed.status_code == 200 and listed.json()["items"] == []
-    await assert_unchanged(server, scene, audited)
+    await assert_unchanged(server, scene, audited + 1)  # the listing is a read on the record
 
 
 # ---------------------------------------------------------------- erasure
@@ -861,3 +854,35 @@ def test_cli_erase_of_an_unknown_subject_is_not_found(tmp_path: Path) -> None:
     assert result.returncode == 1, result
     assert "not_found" in result.stderr
     assert "tombstone" not in result.stdout
+
+
+@pytest.mark.parametrize("on", ["person", "conversation"])
+async def test_erasure_waits_for_a_legal_hold_to_be_released(server: Server, on: str) -> None:
+    """While the person or one of their conversations is on legal hold, erasure answers 409
+    conflict and removes nothing; once the hold is released it goes through."""
+    scene = await make_scene(server)
+    path = (
+        f"/api/v1/subjects/{scene.subject}/legal-hold"
+        if on == "person"
+        else f"/api/v1/conversations/{scene.conversation}/legal-hold"
+    )
+    async with server.http(scene.officer) as http:
+        r = await http.put(path, json={"hold": True})
+        assert r.status_code == 200 and r.json()["legal_hold"] is True, r.text
+        audited = await audit_count(server)
+        r = await http.post(f"/api/v1/subjects/{scene.subject}/erasure")
+        assert "legal hold" in error_of(r, 409, "conflict")
+        assert await audit_count(server) == audited
+        assert await server.state.store.conversation(scene.conversation) is not None
+        assert (await http.get(f"/api/v1/subjects/{scene.subject}/export")).status_code == 200
+        r = await http.put(path, json={"hold": False})
+        assert r.status_code == 200 and r.json()["legal_hold"] is False
+        r = await http.post(f"/api/v1/subjects/{scene.subject}/erasure")
+    assert r.status_code == 200, r.text
+    assert r.json()["already_erased"] is False
+    assert await server.state.store.conversation(scene.conversation) is None
+    holds = await server.state.store.audit_page(subject_id=scene.subject)
+    assert [json.loads(e.details)["hold"] for e in holds if e.action.endswith("legal_hold")] == [
+        True,
+        False,
+    ]
