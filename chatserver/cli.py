@@ -154,15 +154,34 @@ async def _token_create(settings: Settings, role: str, name: str | None) -> int:
     return 0
 
 
-async def _prepare_demo(settings: Settings) -> tuple[str, str, str]:
-    """A demo agent (same login on every start), a token for it, and a privacy notice."""
+def _demo_identity_settings(settings: Settings) -> Settings:
+    """The demo signs identity tokens itself (``/demo/identity``): give it a secret of its
+    own, kept in the data folder, unless one is configured."""
+    if settings.identity_secret or settings.identity_jwks:
+        return settings
+    path = Path(settings.data_dir) / "demo-identity-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    changes = {"identity_secret": path.read_text().strip()}
+    if not settings.pid_pepper:
+        changes["pid_pepper"] = "demo pepper " + changes["identity_secret"]
+    return settings.replace(**changes)
+
+
+async def _prepare_demo(settings: Settings) -> tuple[str, str, str, str]:
+    """A demo admin (same login on every start), a token for it, a compliance token, and a
+    privacy notice."""
     store = _open(settings)
     await store.open()
     now = Clock().now_us()
     login_file = Path(settings.data_dir) / "demo-login.txt"
     try:
         found = await store.agent_credentials(DEMO_EMAIL)
-        if found is None or not login_file.exists():
+        stale = login_file.exists() and len(login_file.read_text().split()) < 3
+        if found is None or not login_file.exists() or stale:
             password = secrets.token_urlsafe(9)
             if found is None:
                 agent = await store.add_agent(
@@ -177,17 +196,28 @@ async def _prepare_demo(settings: Settings) -> tuple[str, str, str]:
                 agent = found[0]
             token = new_token("cs")
             await store.create_api_token(uuid7(), token_hash(token), agent.id, now)
+            officer = await store.add_agent(
+                agent_id=uuid7(),
+                email=None,
+                name="Demo Compliance",
+                role="compliance",
+                password_hash=None,
+                now=now,
+                kind="bot",
+            )
+            compliance = new_token("cs")
+            await store.create_api_token(uuid7(), token_hash(compliance), officer.id, now)
             login_file.parent.mkdir(parents=True, exist_ok=True)
             login_file.unlink(missing_ok=True)
             fd = os.open(login_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
-                fh.write(f"{password}\n{token}\n")
-        password, token = login_file.read_text().split()[:2]
+                fh.write(f"{password}\n{token}\n{compliance}\n")
+        password, token, compliance = login_file.read_text().split()[:3]
         if await store.current_policy() is None:
             await store.publish_policy("2019-06-01", "/demo/privacy", now)
     finally:
         await store.close()
-    return DEMO_EMAIL, password, token
+    return DEMO_EMAIL, password, token, compliance
 
 
 def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
@@ -197,7 +227,8 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
 
     extra: tuple[str, ...] = ()
     if demo:
-        email, password, token = asyncio.run(_prepare_demo(settings))
+        settings = _demo_identity_settings(settings)
+        email, password, token, compliance = asyncio.run(_prepare_demo(settings))
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
         extra = (f"http://{shown}:{port}", f"http://127.0.0.1:{port}", f"http://{host}:{port}")
         print(
@@ -205,7 +236,8 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
             f"  host page with the widget:  http://{shown}:{port}/demo\n"
             f"  agent console:              http://{shown}:{port}/console\n"
             f"  demo agent login:           {email} / {password}\n"
-            f"  demo agent API token:       {token}\n",
+            f"  demo agent API token:       {token}\n"
+            f"  demo compliance API token:  {compliance}\n",
             flush=True,
         )
     app = create_app(settings, demo=demo, extra_origins=extra)

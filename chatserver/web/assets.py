@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -32,6 +32,25 @@ DEMO_PAGE = """<!doctype html>
 <pre><code>&lt;script src="/widget.js" data-site="{site}" async&gt;&lt;/script&gt;</code></pre>
 <p>Open the chat with the button in the corner. Agents answer in the
 <a href="/console">console</a>.</p>
+<h2>Logged in on the platform</h2>
+<p>A real platform's backend signs an identity token for its logged-in user (verified
+with BankID, say) and the page hands it to the widget. Here the demo server signs one
+for a made-up person; chats you had before signing in are merged into the account.</p>
+<p><button type="button" id="demo-sign-in">Sign in as Kari Nordmann (demo BankID)</button>
+<button type="button" id="demo-sign-out">Sign out</button>
+<span id="demo-who" role="status"></span></p>
+<script>
+  document.getElementById("demo-sign-in").onclick = async function () {
+    const r = await fetch("/demo/identity", { method: "POST" });
+    const { token, name } = await r.json();
+    window.ChatWidget.identify(token);
+    document.getElementById("demo-who").textContent = "Signed in as " + name;
+  };
+  document.getElementById("demo-sign-out").onclick = function () {
+    window.ChatWidget.logout();
+    document.getElementById("demo-who").textContent = "Signed out";
+  };
+</script>
 <script src="/widget.js" data-site="{site}" async></script>
 </body>
 </html>
@@ -55,6 +74,7 @@ def routes(*, demo: bool) -> list[Any]:
     if demo:
         result.append(Route("/demo", _demo, methods=["GET"]))
         result.append(Route("/demo/privacy", _demo_privacy, methods=["GET"]))
+        result.append(Route("/demo/identity", _demo_identity, methods=["POST"]))
     return result
 
 
@@ -82,3 +102,30 @@ async def _demo_privacy(request: Request) -> Response:
 async def _demo(request: Request) -> Response:
     site = request.app.state.chat.settings.site_id
     return HTMLResponse(DEMO_PAGE.replace("{site}", site))
+
+
+DEMO_PERSON = {
+    "sub": "demo-kari",
+    "name": "Kari Nordmann",
+    "email": "kari.nordmann@example.com",
+    "phone": "+47 400 00 000",
+    "idp": "bankid-demo",
+}
+
+
+async def _demo_identity(request: Request) -> Response:
+    """What the operator's platform backend does for its logged-in user, for the demo only."""
+    import time
+
+    import jwt
+
+    settings = request.app.state.chat.settings
+    if not settings.identity_secret:
+        return JSONResponse(
+            {"error": {"code": "unavailable", "message": "no identity_secret set"}},
+            status_code=503,
+        )
+    now = int(time.time())
+    claims = {**DEMO_PERSON, "aud": settings.site_id, "iat": now, "exp": now + 600}
+    token = jwt.encode(claims, settings.identity_secret, algorithm="HS256")
+    return JSONResponse({"token": token, "name": DEMO_PERSON["name"]})

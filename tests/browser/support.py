@@ -79,6 +79,7 @@ class ChatServer:
     email: str = ""
     password: str = ""
     token: str = ""
+    compliance: str = ""
     starts: int = 0
 
     @property
@@ -121,8 +122,10 @@ class ChatServer:
         printed = out_file.read_text()
         login = re.search(r"demo agent login:\s+(\S+) / (\S+)", printed)
         token = re.search(r"demo agent API token:\s+(\S+)", printed)
-        assert login and token, f"no demo login in the server's output:\n{printed}"
+        compliance = re.search(r"demo compliance API token:\s+(\S+)", printed)
+        assert login and token and compliance, f"no demo login in the server's output:\n{printed}"
         self.email, self.password, self.token = login[1], login[2], token[1]
+        self.compliance = compliance[1]
 
     def stop(self, sig: int = signal.SIGINT) -> None:
         proc, self.proc = self.proc, None
@@ -142,14 +145,17 @@ class ChatServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        """The HTTP API with the demo agent's bearer token."""
+    def api(self, method: str, path: str, body: Any = None, *, token: str | None = None) -> Any:
+        """The HTTP API with the demo agent's bearer token (or ``token``)."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             self.url + "/api/v1" + path,
             data=data,
             method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {token or self.token}",
+                "Content-Type": "application/json",
+            },
         )
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             return json.loads(response.read())
