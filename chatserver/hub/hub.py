@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500
 
+# An observer of business events: ``conversation.created``, ``message.created``,
+# ``conversation.resolved``, ``subject.erased``, ``rating.created`` …, with their data.
+Observer = Callable[[str, dict[str, Any]], None]
+
 
 def author_of(message: StoredMessage) -> p.Author:
     return p.Author(
@@ -129,6 +133,9 @@ class Hub:
         self._peers: set[Peer] = set()
         # Identity verification and account linking, when the server has them.
         self.privacy: Privacy | None = None
+        # Told of what happened, once, on the node where it happened (webhooks and the
+        # like): ``(event type, data)``; they must not block.
+        self.observers: list[Observer] = []
 
     async def start(self) -> None:
         await self.origins.reload(self.store)
@@ -399,6 +406,7 @@ class Hub:
     def _fan_out(self, message: StoredMessage, author: p.Author, origin: Peer | None) -> None:
         cid = message.conversation_id
         if message.created_conversation:
+            self.emit("conversation.created", {"message": message})
             if origin is not None:
                 origin.track(cid, syncing=False)
             self._announce_new_conversation(message, origin)
@@ -406,6 +414,7 @@ class Hub:
                 self.spawn(self.auto_assign(cid))
         elif message.reopened:
             self.spawn(self._announce_reopened(cid))
+        self.emit("message.created", {"message": message})
         self.broker.publish(
             Event(
                 topic="c:" + cid,
@@ -614,7 +623,17 @@ class Hub:
             tags=tags,
         )
         self._publish_change(before, after)
+        if after.status == "resolved" and before.status != "resolved":
+            self.emit("conversation.resolved", {"conversation": after})
         return after
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Tell the observers; one that fails is logged and never stops the others."""
+        for observer in self.observers:
+            try:
+                observer(event_type, data)
+            except Exception:
+                log.exception("observer of %s failed", event_type)
 
     def _publish_change(self, before: Conversation, after: Conversation) -> None:
         """A conversation's status, assignee or tags changed: inboxes and followers hear it."""

@@ -69,6 +69,7 @@ class Privacy:
         secret_key: bytes,
         verifier: IdentityVerifier | None = None,
         on_erased: ErasedHook | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -76,6 +77,8 @@ class Privacy:
         self.secret_key = secret_key
         self.verifier = verifier or IdentityVerifier.from_settings(settings)
         self.on_erased = on_erased
+        # Business events (``subject.erased``) for webhooks and the like.
+        self.on_event = on_event
         self.exports_dir = Path(settings.data_dir) / "exports"
         # Opaque references of everyone erased, one per line, outside the database:
         # after a backup is restored, ``reapply_erasures`` erases them again.
@@ -231,6 +234,8 @@ class Privacy:
             assert subject is not None
             if self.on_erased is not None:
                 self.on_erased(subject.visitor_ids, tuple(conversation_ids))
+            if self.on_event is not None:
+                self.on_event("subject.erased", {"subject_id": subject_id, "tombstone": tombstone})
             await asyncio.to_thread(self._note_in_ledger, ref)
             remove = retention.remove_export_file(self.exports_dir)
             for path in files:

@@ -133,7 +133,12 @@ def create_app(
         )
         secret_key = load_secret_key(settings.secret_key, settings.data_dir)
         privacy = Privacy(
-            the_store, settings, hub.clock, secret_key=secret_key, on_erased=hub.erased
+            the_store,
+            settings,
+            hub.clock,
+            secret_key=secret_key,
+            on_erased=hub.erased,
+            on_event=hub.emit,
         )
         hub.privacy = privacy
         await hub.start()
