@@ -126,6 +126,38 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=256,
     ),
     Setting("max_body_chars", int, 10000, "Longest message body, in characters.", minimum=1),
+    # Attachments (chatserver/attachments): files visitors and agents add to a conversation.
+    Setting(
+        "attachment_max_bytes",
+        int,
+        10_485_760,
+        "Largest file one attachment may be, in bytes (10 MiB); a bigger upload is refused "
+        "with 413 `too_large` as soon as it passes the limit.",
+        minimum=1,
+    ),
+    Setting(
+        "attachment_types",
+        list,
+        [
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+            "text/plain",
+        ],
+        "Types of file that may be attached, as found from the file's bytes (never from its "
+        "name); others get 415 `unsupported_type`. HTML and SVG are always refused. Empty "
+        "turns attachments off.",
+        choices=(
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+            "text/plain",
+        ),
+    ),
     Setting(
         "rate_limit_per_second",
         float,
@@ -251,6 +283,109 @@ SETTINGS: tuple[Setting, ...] = (
         "Rows a retention sweep deletes per transaction: small batches keep live chat fast.",
         minimum=1,
     ),
+    # Webhooks (chatserver/webhooks): signed event deliveries to admins' endpoints.
+    Setting(
+        "retention_webhook_log",
+        Duration,
+        "30d",
+        "Keep webhook deliveries (the delivery log, and any still pending) this long.",
+    ),
+    Setting(
+        "webhook_allow_private",
+        bool,
+        False,
+        "Let webhooks reach loopback, private, link-local and other non-public addresses "
+        "(checked on every delivery, after DNS). Off guards the network behind the server "
+        "(SSRF).",
+    ),
+    Setting(
+        "webhook_max_attempts",
+        int,
+        12,
+        "Attempts to deliver one webhook event before it is given up.",
+        minimum=1,
+    ),
+    Setting(
+        "webhook_retry_base",
+        float,
+        15.0,
+        "Seconds before the first retry of a failed webhook delivery; each next wait "
+        "doubles (plus up to half again of random jitter), up to 1 hour.",
+        minimum=0.01,
+    ),
+    Setting(
+        "webhook_timeout",
+        float,
+        10.0,
+        "Seconds a webhook endpoint has to answer one delivery.",
+        minimum=0.1,
+    ),
+    # Email (chatserver/mail): offline-message notices to agents, transcripts to visitors.
+    Setting("smtp_host", str, "", "SMTP server for outgoing email. Empty turns email off."),
+    Setting("smtp_port", int, 587, "SMTP server port (587 for STARTTLS, 465 for TLS).", minimum=1),
+    Setting("smtp_username", str, "", "SMTP login; empty sends without logging in."),
+    Setting("smtp_password", str, "", "SMTP password."),
+    Setting(
+        "smtp_security",
+        str,
+        "starttls",
+        "`starttls` (required, never falls back to plain text), `tls` (implicit TLS, port "
+        "465) or `none` (plain: only for a relay on the same host).",
+        choices=("starttls", "tls", "none"),
+    ),
+    Setting("smtp_timeout", float, 30.0, "Seconds an SMTP connection may take.", minimum=0.1),
+    Setting(
+        "smtp_max_attempts",
+        int,
+        12,
+        "Attempts to send one email before it is dropped (and logged).",
+        minimum=1,
+    ),
+    Setting(
+        "smtp_retry_seconds",
+        float,
+        30.0,
+        "Wait before the first retry of a failed send; each next wait doubles, up to 1 hour.",
+        minimum=0.05,
+    ),
+    Setting("mail_from", str, "", "The From address of every email; required with `smtp_host`."),
+    Setting(
+        "public_url",
+        str,
+        "",
+        "The server's address as visitors and agents reach it (`https://chat.example.com`), "
+        "for links in emails. Empty: no console links, and transcripts go to verified "
+        "addresses only.",
+    ),
+    Setting(
+        "offline_notify",
+        str,
+        "agents",
+        "Who gets an email for a message left with the offline form: `agents` (every active "
+        "agent and admin with an email), `admins`, or `off`.",
+        choices=("agents", "admins", "off"),
+    ),
+    Setting(
+        "mail_staff_locale",
+        str,
+        "en",
+        "Language of emails to agents.",
+        choices=("en", "nb"),
+    ),
+    Setting(
+        "transcript_confirm_ttl",
+        Duration,
+        "24h",
+        "How long a visitor's link to confirm a transcript address stays valid.",
+        minimum=60,
+    ),
+    Setting(
+        "transcript_requests_per_hour",
+        int,
+        5,
+        "Transcript requests one visitor (and one IP address) may make in an hour.",
+        minimum=1,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -299,7 +434,13 @@ def _cast(setting: Setting, raw: Any, source: str) -> Any:
         if isinstance(exc, SettingsError):
             raise
         raise SettingsError(f"{where}: {exc}") from None
-    if setting.choices is not None:
+    if setting.choices is not None and isinstance(value, list):
+        wrong = [item for item in value if item not in setting.choices]
+        if wrong:
+            raise SettingsError(
+                f"{where}: {', '.join(wrong)} not allowed; choose from {', '.join(setting.choices)}"
+            )
+    elif setting.choices is not None:
         normal = value.upper() if setting.choices[0].isupper() else value.lower()
         if normal not in setting.choices:
             raise SettingsError(f"{where}: must be one of {', '.join(setting.choices)}")

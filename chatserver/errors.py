@@ -6,6 +6,7 @@
     ├── BadRequest            bad_request   400
     │   └── BadFrame          bad_frame     400  (a WebSocket frame that does not parse)
     ├── TooLarge              too_large     413  (socket: close 1009)
+    ├── UnsupportedType       unsupported_type 415 (an attachment's bytes are not an allowed type)
     ├── Unauthorized          unauthorized  401
     ├── Forbidden             forbidden     403
     │   └── VerificationRequired verification_required 403 (a "verified only" site)
@@ -43,6 +44,13 @@ class BadFrame(BadRequest):
 class TooLarge(ChatError):
     code = "too_large"
     status = 413
+
+
+class UnsupportedType(ChatError):
+    """An uploaded file whose bytes are not of a type the settings allow (never HTML or SVG)."""
+
+    code = "unsupported_type"
+    status = 415
 
 
 class Unauthorized(ChatError):
@@ -92,6 +100,7 @@ ALL_CODES = tuple(
         BadRequest,
         BadFrame,
         TooLarge,
+        UnsupportedType,
         Unauthorized,
         Forbidden,
         NotFound,

@@ -27,6 +27,10 @@ Token = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
 Body = Annotated[str, msgspec.Meta(max_length=1_000_000)]
 
 
+# Files one message may carry.
+MAX_ATTACHMENTS = 10
+
+
 class _ClientFrame(msgspec.Struct, tag_field="type", frozen=True):
     pass
 
@@ -62,6 +66,8 @@ class Send(_ClientFrame, tag="send", frozen=True):
     kind: Literal["text", "note"] = "text"
     # Visitors only, with a new conversation: it starts as `pending` with this contact.
     contact: Contact | None = None
+    # Ids of files uploaded by this sender (POST .../attachments); the body may then be empty.
+    attachments: Annotated[tuple[Id, ...], msgspec.Meta(max_length=MAX_ATTACHMENTS)] = ()
 
 
 class TypingIn(_ClientFrame, tag="typing", frozen=True):
@@ -105,7 +111,29 @@ class SetStatus(_ClientFrame, tag="status", frozen=True):
     status: Literal["online", "away"]
 
 
-VisitorFrame = Hello | Send | TypingIn | ReadIn | Resume | Ping
+class TranscriptIn(_ClientFrame, tag="transcript", frozen=True):
+    """A visitor asks for a conversation's transcript by email (chatserver/mail)."""
+
+    conversation_id: Id
+    # Needed unless the visitor is verified: then the account's address is used.
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)] | None = None
+    locale: Annotated[str, msgspec.Meta(max_length=35)] | None = None
+    # Only so that an error can name the request in its `ref`.
+    client_msg_id: ClientMsgId | None = None
+
+
+class Rate(_ClientFrame, tag="rate", frozen=True):
+    """A visitor rates a resolved conversation (chatserver/ratings.py)."""
+
+    conversation_id: Id
+    score: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    # The real limit (1000 characters, `too_large`) is checked by the session.
+    comment: Annotated[str, msgspec.Meta(max_length=100_000)] | None = None
+    # Only so that an error can name the rating in its `ref`.
+    client_msg_id: ClientMsgId | None = None
+
+
+VisitorFrame = Hello | Send | TypingIn | ReadIn | Resume | Ping | TranscriptIn | Rate
 AgentFrame = (
     Hello
     | Send
@@ -119,6 +147,8 @@ AgentFrame = (
     | Unsubscribe
     | SetStatus
 )
+# Any frame a session handles, from either socket.
+ClientFrame = VisitorFrame | AgentFrame
 
 _visitor_decoder = msgspec.json.Decoder(VisitorFrame)
 _agent_decoder = msgspec.json.Decoder(AgentFrame)
@@ -214,6 +244,8 @@ class Welcome(_ServerFrame, tag="welcome", frozen=True):
     session_id: str | None = None
     # Anonymous conversations of this browser just merged into the verified account.
     merged: int = 0
+    # The server can email a conversation's transcript (`transcript` frame).
+    email_transcripts: bool = False
 
 
 class AgentWelcome(_ServerFrame, tag="welcome", frozen=True):
@@ -228,6 +260,15 @@ class Ack(_ServerFrame, tag="ack", frozen=True):
     ts: str
 
 
+class AttachmentOut(msgspec.Struct, frozen=True):
+    """A file a message carries; its bytes are at ``GET /api/v1/attachments/{id}``."""
+
+    id: str
+    name: str
+    size: int
+    type: str
+
+
 class MessageOut(_ServerFrame, tag="message", frozen=True):
     conversation_id: str
     message_id: str
@@ -236,6 +277,7 @@ class MessageOut(_ServerFrame, tag="message", frozen=True):
     author: Author
     body: str
     kind: Literal["text", "note", "event"]
+    attachments: list[AttachmentOut] = msgspec.field(default_factory=list)
 
 
 class TypingOut(_ServerFrame, tag="typing", frozen=True):
@@ -295,6 +337,21 @@ class ErasedOut(_ServerFrame, tag="erased", frozen=True):
     conversation_ids: list[str]
 
 
+class TranscriptRequested(_ServerFrame, tag="transcript_requested", frozen=True):
+    """Answer to `transcript`: emailed (`sent`, queued for the SMTP server), or a link to
+    confirm the address was emailed first (`confirmation_sent`)."""
+
+    conversation_id: str
+    status: Literal["sent", "confirmation_sent"]
+
+
+class Rated(_ServerFrame, tag="rated", frozen=True):
+    """Answer to `rate`: the rating is stored (and replaced any earlier one)."""
+
+    conversation_id: str
+    score: int
+
+
 class Pong(_ServerFrame, tag="pong", frozen=True):
     pass
 
@@ -319,6 +376,8 @@ ServerFrame = (
     | PresenceAgent
     | Availability
     | ErasedOut
+    | TranscriptRequested
+    | Rated
     | Pong
     | ErrorOut
 )

@@ -57,3 +57,37 @@ def summarise(
             for device, count in devices
         ],
     }
+
+
+def _csat_figures(count: int, score_sum: int, satisfied: int) -> dict[str, Any]:
+    """Count, average score and share of 4s and 5s of a group of ratings; the two figures
+    only over enough ratings to show (P10). A count of 0 is shown: it is about no one."""
+    shown = count >= SUPPRESS_BELOW
+    return {
+        "ratings": count and suppress(count),
+        "average": round(score_sum / count, 2) if shown else None,
+        "satisfied_share": round(satisfied / count, 3) if shown else None,
+    }
+
+
+def summarise_csat(rows: dict[str, list[Any]]) -> dict[str, Any]:
+    """Satisfaction ratings in the period: the 1–5 distribution, average, share of satisfied
+    (4 or 5), per agent rated and per UTC day. Counts and averages only, small ones withheld."""
+    by_score = {int(score): int(count) for score, count in rows["by_score"]}
+    count = sum(by_score.values())
+    total = sum(score * n for score, n in by_score.items())
+    satisfied = by_score.get(4, 0) + by_score.get(5, 0)
+    return {
+        **_csat_figures(count, total, satisfied),
+        "distribution": [
+            {"score": score, "ratings": by_score.get(score, 0) and suppress(by_score[score])}
+            for score in range(1, 6)
+        ],
+        "per_agent": [
+            {"agent": {"id": agent_id, "name": name}, **_csat_figures(n, s, happy)}
+            for agent_id, name, n, s, happy in rows["by_agent"]
+        ],
+        "per_day": [
+            {"day": day, **_csat_figures(n, s, happy)} for day, n, s, happy in rows["by_day"]
+        ],
+    }

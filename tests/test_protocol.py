@@ -119,5 +119,7 @@ def test_server_frames_encode_with_type_first_and_nulls_kept() -> None:
         "author",
         "body",
         "kind",
+        "attachments",
     ]
+    assert message["attachments"] == []  # always present: clients need not test for it
     assert p.PONG == '{"type":"pong"}'

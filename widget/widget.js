@@ -35,7 +35,18 @@
       shut: "We are closed right now. Leave a message and your email address, and we will answer by email.",
       bad: "Enter a valid email address, like name@example.com.",
       thanks: "Thanks! We got your message and will answer at {email}.",
-      login: "This chat is for logged-in customers. Log in, then open the chat again."
+      login: "This chat is for logged-in customers. Log in, then open the chat again.",
+      attach: "Attach a file", files: "Files to send", remove: "Remove {name}", uploading: "Uploading {name}",
+      tooBig: "{name} is too large to send.", badType: "{name} cannot be sent: this type of file is not accepted.",
+      upFail: "{name} could not be uploaded.", download: "Download {name}", drop: "Drop files here to attach them",
+      rate: "How was your chat?", comment: "Comment (optional)", rateSend: "Send rating",
+      scores: ["Very poor", "Poor", "OK", "Good", "Very good"], pick: "Choose a score from 1 to 5.",
+      rated: "Thanks for your feedback!", rateFail: "Your rating was not sent. Try again.",
+      mailMe: "Email me this conversation", mailTo: "Send it to", mailGo: "Send", mailSending: "Sending…",
+      mailSent: "The conversation is on its way to your email.",
+      mailConfirm: "Check your email: open the link we sent to {email} to get the conversation.",
+      mailLimited: "Too many requests. Try again later.",
+      mailFail: "The conversation could not be emailed ({code}). Try again later."
     },
     nb: {
       launcher: "Chat med oss", close: "Lukk chatten", title: "Chat",
@@ -50,7 +61,18 @@
       shut: "Vi har stengt nå. Legg igjen en melding og e-postadressen din, så svarer vi på e-post.",
       bad: "Skriv en gyldig e-postadresse, for eksempel navn@eksempel.no.",
       thanks: "Takk! Vi har fått meldingen din og svarer til {email}.",
-      login: "Chatten er for innloggede kunder. Logg inn, og åpne chatten igjen."
+      login: "Chatten er for innloggede kunder. Logg inn, og åpne chatten igjen.",
+      attach: "Legg ved en fil", files: "Filer som skal sendes", remove: "Fjern {name}", uploading: "Laster opp {name}",
+      tooBig: "{name} er for stor til å sendes.", badType: "{name} kan ikke sendes: denne filtypen tas ikke imot.",
+      upFail: "{name} kunne ikke lastes opp.", download: "Last ned {name}", drop: "Slipp filer her for å legge dem ved",
+      rate: "Hvordan var chatten?", comment: "Kommentar (valgfritt)", rateSend: "Send vurdering",
+      scores: ["Svært dårlig", "Dårlig", "Grei", "Bra", "Svært bra"], pick: "Velg en karakter fra 1 til 5.",
+      rated: "Takk for tilbakemeldingen!", rateFail: "Vurderingen ble ikke sendt. Prøv igjen.",
+      mailMe: "Send meg samtalen på e-post", mailTo: "Send den til", mailGo: "Send", mailSending: "Sender…",
+      mailSent: "Samtalen er på vei til e-posten din.",
+      mailConfirm: "Sjekk e-posten: åpne lenken vi sendte til {email} for å få samtalen.",
+      mailLimited: "For mange forespørsler. Prøv igjen senere.",
+      mailFail: "Samtalen kunne ikke sendes på e-post ({code}). Prøv igjen senere."
     }
   };
   var lang = (data.locale || document.documentElement.lang || nav.language || "en").toLowerCase();
@@ -93,18 +115,57 @@
     ".y{min-height:20px;padding:0 14px;font-size:13px;color:var(--mu);font-style:italic}",
     ".c{padding:10px 14px;font-size:13px;background:var(--bu);border-top:1px solid var(--bo)}",
     ".c a{color:var(--li)}",
-    ".c button,.f button{margin-top:6px;border:0;border-radius:6px;background:var(--a);color:var(--o);padding:6px 12px;cursor:pointer;font-weight:600}",
+    ".c button,.f button,.q button{margin-top:6px;border:0;border-radius:6px;background:var(--a);color:var(--o);padding:6px 12px;cursor:pointer;font-weight:600}",
     ".f{display:flex;flex-wrap:wrap;gap:8px;padding:10px;border-top:1px solid var(--bo)}",
     ".o{width:100%;font-size:13px}",
     ".o p{margin:0 0 6px}",
-    ".o label{display:block;font-weight:600;margin-bottom:2px}",
-    ".o input,.f textarea{width:100%;padding:8px;border:1px solid var(--bo);border-radius:8px;font-size:15px;background:var(--in);color:var(--fg)}",
+    ".o label,.q>label{display:block;font-weight:600;margin-bottom:2px}",
+    ".o input,.f textarea,.q textarea{width:100%;padding:8px;border:1px solid var(--bo);border-radius:8px;font-size:15px;background:var(--in);color:var(--fg)}",
     "::placeholder{color:var(--mu);opacity:1}",
-    ".o .er{color:var(--er);margin:4px 0 0}",
+    ".o .er,.q .er{color:var(--er);margin:4px 0 0}",
     ".f textarea{flex:1;width:auto;resize:none;height:44px;max-height:120px}",
     ".f button{margin:0;border-radius:8px;padding:0 14px}",
     ".f button:disabled{opacity:.55;cursor:default}",
-    ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}"
+    ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
+    // Attachments: the attach button, the files waiting to be sent, files in bubbles.
+    ".f .ab{padding:0 6px;background:transparent;color:var(--mu);display:flex;align-items:center}",
+    ".ab svg{width:22px;height:22px;fill:currentColor}",
+    ".at{width:100%;list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:4px;font-size:13px}",
+    ".ai{display:flex;flex-wrap:wrap;align-items:center;gap:6px;padding:4px 6px;border:1px solid var(--bo);border-radius:8px}",
+    ".ai img{width:36px;height:36px;object-fit:cover;border-radius:4px}",
+    ".an{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}",
+    ".ai progress{width:70px}",
+    ".ae{width:100%;color:var(--er)}",
+    ".ae:empty{display:none}",
+    ".f .ax{padding:0 6px;background:transparent;color:var(--fg);font-size:18px;line-height:1}",
+    ".p.dr{position:relative;outline:3px dashed var(--a);outline-offset:-6px}",
+    ".p.dr:after{content:attr(data-drop);position:absolute;left:0;right:0;top:45%;text-align:center;font-weight:600;color:var(--fg);pointer-events:none}",
+    ".af{list-style:none;margin:4px 0 0;padding:0;display:flex;flex-direction:column;gap:4px;white-space:normal}",
+    ".fb{border:1px solid currentColor;background:transparent;color:inherit;border-radius:6px;padding:4px 8px;cursor:pointer;text-align:left;max-width:100%;overflow-wrap:anywhere;font-size:13px}",
+    ".fb.im{padding:0;border:0;display:block}",
+    ".fb img{display:block;max-width:100%;max-height:180px;border-radius:6px}",
+    // The rating (CSAT) asked for once the conversation is resolved.
+    ".q{padding:10px 14px;font-size:13px;border-top:1px solid var(--bo)}",
+    ".q fieldset{border:0;margin:0;padding:0;min-width:0}",
+    ".q legend{font-weight:600;padding:0;margin-bottom:6px}",
+    ".qs{display:flex;gap:6px}",
+    ".qs label{flex:1;position:relative}",
+    ".qs b{display:block;text-align:center;padding:6px 0;border:1px solid var(--bo);border-radius:6px;cursor:pointer}",
+    ".qs :checked+b{background:var(--a);color:var(--o);border-color:var(--a)}",
+    ".qs :focus-visible+b{outline:3px solid #f0a500;outline-offset:2px}",
+    ".ql{display:flex;justify-content:space-between;color:var(--mu);margin:2px 0 6px}",
+    ".q textarea{resize:none;height:40px}",
+    ".q p{margin:0}",
+    // "Email me this conversation": a link-like button, then an address (unless verified).
+    ".tm{padding:2px 14px 6px;font-size:13px}",
+    ".tb{border:0;background:transparent;color:var(--li);text-decoration:underline;cursor:pointer;padding:2px 0;font-size:13px}",
+    ".tf{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin-top:4px}",
+    ".tf label{width:100%;font-weight:600}",
+    ".tf input{flex:1;min-width:0;padding:6px 8px;border:1px solid var(--bo);border-radius:6px;font-size:14px;background:var(--in);color:var(--fg)}",
+    ".tf button{border:0;border-radius:6px;background:var(--a);color:var(--o);padding:6px 12px;cursor:pointer;font-weight:600}",
+    ".tf button:disabled{opacity:.55;cursor:default}",
+    ".ts{margin:4px 0 0;color:var(--mu)}",
+    ".ts.er{color:var(--er)}"
   ].join("");
 
   // ------------------------------------------------------------------ state
@@ -112,6 +173,9 @@
   var visitorId = null, convId = null, convStatus = null, lastSeq = 0, seen = {}, replaying = false;
   var policy = null, consentVersion = null, identity = data.identity || null, needLogin = false;
   var agentsOnline = null, openNow = null, agentRead = 0, savedRead = 0;
+  var mailable = false, verified = false, mailRef = null, mailTo = null; // transcripts by email
+  var rateFor = null, rateRef = null; // the resolved conversation asked for a rating; its pending rate
+  var ratePending = null; // a rating asked for on the previous page of this tab, not yet given
   var outbox = []; // own messages not yet acked: {id, body, email, state, el}
   var isOpen = false, unread = 0, readSent = 0;
   var typingSentAt = 0, typingIdle = null, typingHide = null;
@@ -240,8 +304,37 @@
     input.placeholder = T.placeholder;
     var send = el("button", null, T.send);
     send.type = "submit";
-    form.append(off, lab, input, send);
-    panel.append(head, status, log, typing, consent, form);
+    var at = buildAttach(panel, input);
+    form.append(off, at.tray, at.picker, lab, input, at.button, send);
+    var rate = el("form", "q");
+    rate.hidden = true;
+    rate.noValidate = true;
+    rate.addEventListener("submit", function (e) { e.preventDefault(); sendRating(); });
+    // "Email me this conversation" (the server says in welcome whether it can).
+    var tm = { box: el("div", "tm"), open: el("button", "tb", T.mailMe), form: el("div", "tf"),
+      lab: el("label", null, T.mailTo), email: el("input"), go: el("button", null, T.mailGo), msg: el("p", "ts") };
+    tm.box.hidden = tm.form.hidden = true;
+    tm.open.type = tm.go.type = "button";
+    tm.open.setAttribute("aria-expanded", "false");
+    tm.open.setAttribute("aria-controls", "cs-tm-form");
+    tm.form.id = "cs-tm-form";
+    tm.lab.htmlFor = tm.email.id = "cs-tm-email";
+    tm.email.type = "email";
+    tm.email.autocomplete = "email";
+    tm.email.maxLength = 254;
+    tm.msg.setAttribute("role", "status");
+    tm.form.append(tm.lab, tm.email, tm.go);
+    tm.box.append(tm.open, tm.form, tm.msg);
+    tm.open.addEventListener("click", function () {
+      tm.form.hidden = !tm.form.hidden;
+      tm.open.setAttribute("aria-expanded", String(!tm.form.hidden));
+      if (!tm.form.hidden) (verified ? tm.go : tm.email).focus();
+    });
+    tm.go.addEventListener("click", requestMail);
+    tm.email.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && !e.isComposing) { e.preventDefault(); requestMail(); }
+    });
+    panel.append(head, status, log, typing, consent, rate, tm.box, form);
     var launcher = el("button", "l");
     launcher.type = "button";
     launcher.setAttribute("aria-label", T.launcher);
@@ -281,8 +374,8 @@
       if (!err.hidden && EMAIL_RE.test(email.value.trim())) emailError(false);
     });
     ui = { root: root, w: w, panel: panel, title: title, log: log, empty: empty, typing: typing, status: status,
-      consent: consent, off: off, intro: intro, email: email, err: err, input: input, send: send,
-      launcher: launcher, badge: badge };
+      consent: consent, off: off, intro: intro, email: email, err: err, input: input, send: send, rate: rate,
+      launcher: launcher, badge: badge, tm: tm, tray: at.tray, attach: at.button };
     // P12: what the visitor typed on the previous page (this tab only).
     input.value = get("sessionStorage", DRAFT_KEY) || "";
     email.value = get("sessionStorage", EMAIL_KEY) || "";
@@ -317,7 +410,7 @@
     if (!ui) return;
     var need = needConsent();
     ui.consent.hidden = !need;
-    ui.send.disabled = need;
+    renderSend();
     ui.consent.textContent = "";
     if (!need) return;
     var p = el("p", null, T.notice + " ");
@@ -335,7 +428,7 @@
 
   // No agent online and nothing open to write into: offer to leave a message with an email.
   function offline() {
-    return agentsOnline === false && !(convId && convStatus !== "resolved") &&
+    return (agentsOnline === false || openNow === false) && !(convId && convStatus !== "resolved") &&
       !outbox.some(function (m) { return m.email; });
   }
   function renderMode() {
@@ -345,11 +438,318 @@
     ui.intro.textContent = openNow === false ? T.shut : T.away;
     ui.empty.textContent = off ? "" : T.empty;
     if (!off) emailError(false);
+    renderMail();
   }
+  // ------------------------------------------------------------------ transcript by email
+  // A verified visitor's goes to their account's address; anyone else types one and
+  // gets a link there to confirm it first (the server sends nothing else before that).
+  function renderMail() {
+    var tm = ui.tm;
+    tm.box.hidden = !(mailable && convId && !needConsent());
+    tm.lab.hidden = tm.email.hidden = verified;
+  }
+  function mailNote(text, error) {
+    ui.tm.msg.textContent = text || "";
+    ui.tm.msg.className = "ts" + (error ? " er" : "");
+  }
+  function requestMail() {
+    var tm = ui.tm;
+    if (!convId || mailRef) return;
+    var f = { type: "transcript", conversation_id: convId, locale: isNb ? "nb" : "en" };
+    mailTo = null;
+    if (!verified) {
+      mailTo = tm.email.value.trim();
+      if (!EMAIL_RE.test(mailTo) || mailTo.length > 254) {
+        tm.email.setAttribute("aria-invalid", "true");
+        mailNote(T.bad, true);
+        return tm.email.focus();
+      }
+      tm.email.removeAttribute("aria-invalid");
+      f.email = mailTo;
+    }
+    f.client_msg_id = mailRef = uuid();
+    if (!frame(f)) return mailFailed("unavailable");
+    tm.go.disabled = true;
+    mailNote(T.mailSending);
+  }
+  function onTranscript(f) {
+    var tm = ui.tm;
+    mailRef = null;
+    tm.go.disabled = false;
+    tm.form.hidden = true;
+    tm.open.setAttribute("aria-expanded", "false");
+    tm.open.focus();
+    mailNote(f.status === "sent" ? T.mailSent : fmt(T.mailConfirm, { email: mailTo || "" }));
+  }
+  function mailFailed(code) {
+    mailRef = null;
+    ui.tm.go.disabled = false;
+    if (code === "bad_request" && !verified) ui.tm.email.setAttribute("aria-invalid", "true");
+    mailNote(code === "rate_limited" ? T.mailLimited : code === "bad_request" && !verified ? T.bad : fmt(T.mailFail, { code: code }), true);
+  }
+
   function emailError(show) {
     ui.err.hidden = !show;
     ui.err.textContent = show ? T.bad : "";
     if (show) ui.email.setAttribute("aria-invalid", "true"); else ui.email.removeAttribute("aria-invalid");
+  }
+
+  // ------------------------------------------------------------------ rating (CSAT)
+  // Asked once the conversation is resolved: a 1–5 radio group (native radios in a fieldset,
+  // so keyboards and screen readers know it) and an optional comment. null hides it.
+  function askRating(id) {
+    if (!ui) return;
+    var f = ui.rate;
+    if (!id) { if (rateFor) { rateFor = null; rateRef = null; save(); } f.hidden = true; f.textContent = ""; return; }
+    if (rateFor === id && !f.hidden) return;
+    rateFor = id; rateRef = null;
+    save();
+    f.textContent = "";
+    var set = el("fieldset"), legend = el("legend", null, T.rate), row = el("div", "qs");
+    legend.id = "cs-rate-title";
+    for (var i = 1; i <= 5; i++) {
+      var lab = el("label"), r = el("input");
+      r.type = "radio"; r.name = "cs-score"; r.value = String(i); r.className = "v";
+      lab.append(r, el("b", null, String(i)), el("span", "v", " " + T.scores[i - 1]));
+      row.appendChild(lab);
+    }
+    var ends = el("div", "ql");
+    ends.setAttribute("aria-hidden", "true"); // the radios' own names say it
+    ends.append(el("span", null, T.scores[0]), el("span", null, T.scores[4]));
+    set.append(legend, row, ends);
+    var clab = el("label", null, T.comment), text = el("textarea"), go = el("button", null, T.rateSend);
+    clab.htmlFor = text.id = "cs-rate-comment";
+    text.maxLength = 1000;
+    go.type = "submit";
+    var er = el("p", "er");
+    er.setAttribute("role", "alert");
+    row.addEventListener("change", function () { er.textContent = ""; });
+    f.append(set, clab, text, go, er);
+    f.hidden = false;
+    scroll();
+  }
+  function sendRating() {
+    var f = ui.rate, picked = f.querySelector("input[name=cs-score]:checked");
+    var er = f.querySelector(".er");
+    if (!picked) { er.textContent = T.pick; f.querySelector("input").focus(); return; }
+    er.textContent = "";
+    rateRef = uuid();
+    var msg = { type: "rate", conversation_id: rateFor, score: +picked.value, client_msg_id: rateRef };
+    var comment = f.querySelector("textarea").value.trim();
+    if (comment) msg.comment = comment.slice(0, 1000);
+    if (!frame(msg)) ratingFailed();
+  }
+  function ratingFailed() {
+    rateRef = null;
+    var er = ui.rate.querySelector(".er");
+    if (er) er.textContent = T.rateFail;
+  }
+  function ratingDone() {
+    var f = ui.rate, done = el("p", null, T.rated);
+    done.setAttribute("role", "status");
+    f.textContent = "";
+    f.appendChild(done);
+    rateRef = null;
+    rateFor = null; // answered: not asked again after a navigation
+    save();
+    emit("rated");
+  }
+
+  // ------------------------------------------------------------------ attachments
+  // A file goes up over HTTP as soon as it is chosen, dropped or pasted, with progress; the
+  // message then names it by id. The widget lives on another site, so it never relies on
+  // cookies: uploads and downloads carry the visitor token, and files come back as blobs.
+  var tray = []; // files for the next message: {file, name, state: wait|up|done|failed, ref, xhr, el, url}
+  var blobs = {}; // attachment id -> object URL of its downloaded bytes
+  var IMAGE_RE = /^image\/(png|jpeg|gif|webp)$/;
+  var MAX_FILES = 10;
+  function buildAttach(panel, input) {
+    var button = el("button", "ab");
+    button.type = "button";
+    button.setAttribute("aria-label", T.attach);
+    button.title = T.attach;
+    button.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M16.5 6v11.5a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6H9v9.5a3 3 0 0 0 6 0V5a4.5 4.5 0 0 0-9 0v12.5a6 6 0 0 0 12 0V6z"/></svg>';
+    var picker = el("input");
+    picker.type = "file";
+    picker.id = "cs-file";
+    picker.multiple = true;
+    picker.hidden = true; // the button opens it
+    picker.accept = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain";
+    panel.dataset.drop = T.drop;
+    var list = el("ul", "at");
+    list.hidden = true;
+    list.setAttribute("aria-label", T.files);
+    list.setAttribute("aria-live", "polite");
+    button.addEventListener("click", function () { picker.click(); });
+    picker.addEventListener("change", function () { addFiles(picker.files); picker.value = ""; });
+    input.addEventListener("paste", function (e) {
+      var files = e.clipboardData && e.clipboardData.files;
+      if (files && files.length) { e.preventDefault(); addFiles(files); }
+    });
+    var dragging = function (e) {
+      return e.dataTransfer && Array.prototype.indexOf.call(e.dataTransfer.types || [], "Files") >= 0;
+    };
+    panel.addEventListener("dragover", function (e) {
+      if (!dragging(e) || needConsent()) return;
+      e.preventDefault();
+      panel.classList.add("dr");
+    });
+    var leave = function () { panel.classList.remove("dr"); };
+    panel.addEventListener("dragleave", function (e) { if (!e.relatedTarget || !panel.contains(e.relatedTarget)) leave(); });
+    panel.addEventListener("drop", function (e) {
+      if (!dragging(e)) return;
+      e.preventDefault();
+      leave();
+      addFiles(e.dataTransfer.files);
+    });
+    return { button: button, picker: picker, tray: list };
+  }
+  function addFiles(files) {
+    if (!files || !files.length || needConsent()) return;
+    for (var i = 0; i < files.length && tray.length < MAX_FILES; i++) {
+      var item = { file: files[i], name: files[i].name || "file", state: "wait" };
+      item.el = trayItem(item);
+      tray.push(item);
+      ui.tray.appendChild(item.el);
+      showItem(item);
+    }
+    ui.tray.hidden = !tray.length;
+    upload();
+    renderSend();
+  }
+  function trayItem(item) {
+    var li = el("li", "ai");
+    if (IMAGE_RE.test(item.file.type) && window.URL && URL.createObjectURL) {
+      var img = el("img");
+      img.alt = ""; // decorative: the file's name is beside it
+      img.src = item.url = URL.createObjectURL(item.file);
+      li.appendChild(img);
+    }
+    item.bar = el("progress");
+    item.bar.max = 1;
+    item.bar.value = 0;
+    item.bar.setAttribute("aria-label", fmt(T.uploading, { name: item.name }));
+    item.msg = el("span", "ae");
+    var x = el("button", "ax", "×");
+    x.type = "button";
+    x.setAttribute("aria-label", fmt(T.remove, { name: item.name }));
+    x.addEventListener("click", function () { removeItem(item); ui.input.focus(); });
+    li.append(el("span", "an", item.name), item.bar, x, item.msg);
+    return li;
+  }
+  function showItem(item) {
+    item.el.dataset.state = item.state;
+    item.bar.hidden = item.state === "done" || item.state === "failed";
+    item.msg.textContent = item.state === "failed" ? fmt(item.error, { name: item.name }) : "";
+  }
+  // Upload what waits once the socket is ready (the visitor token is known then). A file
+  // for a message that will start a conversation goes up on its own, without one.
+  function upload() {
+    var token = get("localStorage", TOKEN_KEY);
+    if (!ready || !token) return;
+    tray.forEach(function (item) {
+      if (item.state !== "wait") return;
+      var starts = !convId || convStatus === "resolved" || offline();
+      var path = starts ? "/attachments" : "/conversations/" + encodeURIComponent(convId) + "/attachments";
+      var xhr = item.xhr = new XMLHttpRequest();
+      item.state = "up";
+      xhr.open("POST", origin + "/api/v1" + path);
+      xhr.setRequestHeader("Authorization", "Visitor " + token);
+      xhr.upload.onprogress = function (e) { if (e.lengthComputable) item.bar.value = e.loaded / e.total; };
+      xhr.onload = function () {
+        var answer = null;
+        try { answer = JSON.parse(xhr.responseText); } catch (e) { /* not JSON: a proxy's page */ }
+        if (xhr.status === 201 && answer && answer.id) { item.state = "done"; item.ref = answer; item.bar.value = 1; }
+        else upFailed(item, answer && answer.error ? answer.error.code : "internal");
+        showItem(item);
+        renderSend();
+      };
+      xhr.onerror = function () { upFailed(item, "unavailable"); showItem(item); renderSend(); };
+      var body = new FormData();
+      body.append("file", item.file, item.name);
+      xhr.send(body);
+      showItem(item);
+    });
+  }
+  function upFailed(item, code) {
+    item.state = "failed";
+    item.error = code === "too_large" ? T.tooBig : code === "unsupported_type" ? T.badType : T.upFail;
+    emit("error", { code: code, message: "upload failed", ref: null });
+  }
+  function removeItem(item) {
+    if (item.state === "up" && item.xhr) item.xhr.abort();
+    if (item.url && item.state !== "sent") URL.revokeObjectURL(item.url);
+    item.el.remove();
+    tray.splice(tray.indexOf(item), 1);
+    ui.tray.hidden = !tray.length;
+    renderSend();
+  }
+  function uploading() { return tray.some(function (i) { return i.state === "wait" || i.state === "up"; }); }
+  function readyFiles() {
+    return tray.filter(function (i) { return i.state === "done"; }).map(function (i) {
+      return { id: i.ref.id, name: i.ref.name, size: i.ref.size, type: i.ref.type, url: i.url };
+    });
+  }
+  // The files just sent leave the tray (their previews live on in the message); failed ones stay.
+  function sentFiles() {
+    tray.slice().forEach(function (i) { if (i.state === "done") { i.state = "sent"; removeItem(i); } });
+  }
+  function plain(list) {
+    return (list || []).map(function (a) { return { id: a.id, name: a.name, size: a.size, type: a.type }; });
+  }
+  function renderSend() {
+    if (!ui) return;
+    ui.send.disabled = needConsent() || uploading();
+    ui.attach.disabled = needConsent();
+  }
+  function fileSize(n) {
+    return n < 1024 ? n + " B" : n < 1048576 ? Math.round(n / 1024) + " kB" : (n / 1048576).toFixed(1) + " MB";
+  }
+  // Files in a message: images as previews, others by name and size; a click downloads.
+  function fileList(list) {
+    var ul = el("ul", "af");
+    list.forEach(function (a) {
+      var li = el("li"), b = el("button", "fb");
+      b.type = "button";
+      b.title = fmt(T.download, { name: a.name });
+      if (IMAGE_RE.test(a.type)) {
+        var img = el("img");
+        img.alt = a.name;
+        b.className = "fb im";
+        b.appendChild(img);
+        if (a.url) img.src = a.url;
+        else fetchFile(a, function (url) { img.src = url; });
+      } else {
+        b.append(el("span", null, a.name), el("span", null, " (" + fileSize(a.size) + ")"));
+      }
+      b.setAttribute("aria-label", fmt(T.download, { name: a.name }));
+      b.addEventListener("click", function () { saveFile(a); });
+      li.appendChild(b);
+      ul.appendChild(li);
+    });
+    return ul;
+  }
+  function fetchFile(a, done) {
+    if (blobs[a.id]) return done(blobs[a.id]);
+    var xhr = new XMLHttpRequest();
+    xhr.open("GET", origin + "/api/v1/attachments/" + encodeURIComponent(a.id));
+    xhr.responseType = "blob";
+    xhr.setRequestHeader("Authorization", "Visitor " + (get("localStorage", TOKEN_KEY) || ""));
+    xhr.onload = function () {
+      if (xhr.status === 200) done(blobs[a.id] = URL.createObjectURL(xhr.response));
+    };
+    xhr.send();
+  }
+  function saveFile(a) {
+    fetchFile(a, function (url) {
+      var link = el("a");
+      link.href = url;
+      link.download = a.name;
+      link.hidden = true;
+      ui.w.appendChild(link);
+      link.click();
+      link.remove();
+    });
   }
 
   function bubble(msg, mine) {
@@ -359,6 +759,7 @@
     var body = el("span", "tx");
     linkify(body, msg.body || "");
     d.appendChild(body);
+    if (msg.attachments && msg.attachments.length) d.appendChild(fileList(msg.attachments));
     var meta = el("span", "t");
     meta.append(el("time"), el("span"));
     d.appendChild(meta);
@@ -433,8 +834,8 @@
   // the chat was open and what was read. Written only once the visitor has opened the chat.
   function save() {
     if (!wanted) return;
-    put("sessionStorage", STATE_KEY, JSON.stringify({ o: isOpen ? 1 : 0, r: readSent }));
-    var keep = outbox.map(function (m) { return { i: m.id, b: m.body, e: m.email }; });
+    put("sessionStorage", STATE_KEY, JSON.stringify({ o: isOpen ? 1 : 0, r: readSent, q: rateFor || ratePending }));
+    var keep = outbox.map(function (m) { return { i: m.id, b: m.body, e: m.email, a: plain(m.att) }; });
     put("sessionStorage", OUTBOX_KEY, keep.length ? JSON.stringify(keep) : null);
   }
 
@@ -451,7 +852,7 @@
       var hello = {
         type: "hello",
         page: { url: location.href.slice(0, 2048), title: document.title.slice(0, 2048), referrer: document.referrer.slice(0, 2048) },
-        locale: (nav.language || "").slice(0, 35)
+        locale: lang.slice(0, 35) // the widget's language: the server's automatic replies use it
       };
       var token = get("localStorage", TOKEN_KEY);
       if (token) hello.visitor_token = token;
@@ -544,10 +945,20 @@
       case "conversation":
         if (!convId && f.id) convId = f.id; // started in another tab
         if (f.id === convId) {
+          var was = convStatus;
           convStatus = f.status;
           ui.title.textContent = T.title + (f.assignee && f.assignee.name ? " · " + f.assignee.name : "");
           renderMode();
+          // Asked when it becomes resolved (not on a later change of a resolved one).
+          if (f.status === "resolved" && was !== "resolved") askRating(f.id);
+          else if (f.status !== "resolved" && rateFor === f.id) askRating(null); // reopened
         }
+        return;
+      case "transcript_requested":
+        if (ui && mailRef) onTranscript(f);
+        return;
+      case "rated":
+        if (f.conversation_id === rateFor) ratingDone();
         return;
     }
   }
@@ -562,12 +973,17 @@
     renderConsent();
     agentsOnline = f.agents_online !== false; // a server without the field: assume someone answers
     openNow = f.open_now;
+    mailable = !!f.email_transcripts;
+    verified = !!f.account;
+    if (mailRef) mailFailed("unavailable"); // asked on the socket that was lost: no answer comes
     var list = f.conversations || [], conv = null;
     for (var i = 0; i < list.length; i++) if (list[i].id === convId) conv = list[i];
     if (!conv && list.length) conv = list[list.length - 1]; // the server lists oldest first
     if (conv) {
       if (conv.id !== convId) { resetConversation(); convId = conv.id; }
       convStatus = conv.status;
+      if (conv.status === "resolved" && ratePending === conv.id) askRating(conv.id);
+      ratePending = null;
       if (conv.agent_read_seq > agentRead) agentRead = conv.agent_read_seq; // "Seen" survives a reload
       replaying = lastSeq ? "missed" : "history"; // history on a fresh page is not all "unread"
       frame({ type: "resume", conversation_id: conv.id, after_seq: Math.min(lastSeq, conv.last_seq) });
@@ -577,6 +993,7 @@
     renderMode();
   }
   function resetConversation() {
+    askRating(null);
     convId = null; convStatus = null; lastSeq = 0; seen = {}; readSent = 0; agentRead = 0;
     var keep = outbox.filter(function (m) { return m.state !== "acked"; });
     clearLog();
@@ -584,6 +1001,7 @@
   }
   // A new conversation after a resolved one: the old one stays in view, above, as history.
   function archive() {
+    askRating(null);
     ui.log.querySelectorAll("[data-seq]").forEach(function (c) {
       if (c.dataset.seq !== "") { c.dataset.seq = "-1"; c.removeAttribute("data-state"); }
     });
@@ -597,6 +1015,7 @@
       if (m.state === "failed" && /^(unavailable|rate_limited|internal)$/.test(m.error)) { m.state = "queued"; showState(m); }
     });
     flush();
+    upload();
     markRead();
   }
 
@@ -613,7 +1032,7 @@
     if (!mine && (replaying !== "history" || f.seq > savedRead) && !(isOpen && !document.hidden)) {
       unread++; setBadge(); emit("unread", unread);
     }
-    emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: f.author, body: f.body, kind: f.kind, replay: !!replaying });
+    emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: f.author, body: f.body, kind: f.kind, attachments: f.attachments || [], replay: !!replaying });
     markRead();
   }
 
@@ -643,7 +1062,7 @@
     }
     save();
     renderMode();
-    emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: { role: "visitor", id: visitorId, name: null }, body: item.body, kind: "text", replay: false });
+    emit("message", { conversation_id: f.conversation_id, seq: f.seq, ts: f.ts, author: { role: "visitor", id: visitorId, name: null }, body: item.body, kind: "text", attachments: plain(item.att), replay: false });
     flush();
   }
 
@@ -652,6 +1071,8 @@
     // A "verified only" site: no retrying until the host page calls identify().
     if (f.code === "verification_required") needLogin = true;
     if (!f.ref) return;
+    if (f.ref === rateRef) return ratingFailed();
+    if (f.ref === mailRef) return mailFailed(f.code);
     outbox.slice().forEach(function (m) {
       if (m.id !== f.ref || m.state === "acked") return;
       if (m.email && /^bad_(request|frame)$/.test(f.code)) {
@@ -681,8 +1102,8 @@
 
   // ------------------------------------------------------------------ sending
   function submit() {
-    var text = ui.input.value, email = null;
-    if (!text.trim()) return;
+    var text = ui.input.value, email = null, files = readyFiles();
+    if ((!text.trim() && !files.length) || uploading()) return;
     if (offline()) {
       email = ui.email.value.trim();
       if (!EMAIL_RE.test(email) || email.length > 254) { emailError(true); ui.email.focus(); return; }
@@ -692,14 +1113,15 @@
     ui.input.value = "";
     put("sessionStorage", DRAFT_KEY, null);
     stopTyping();
-    queue({ id: uuid(), body: text.slice(0, MAX_BODY), email: email });
+    queue({ id: uuid(), body: text.slice(0, MAX_BODY), email: email, att: files });
+    sentFiles();
     renderMode();
     flush();
     track("send");
   }
   function queue(item) {
     item.state = "queued";
-    item.el = bubble({ body: item.body }, true);
+    item.el = bubble({ body: item.body, attachments: item.att }, true);
     showState(item);
     place(item.el, null);
     outbox.push(item);
@@ -715,6 +1137,7 @@
       if (starts && m.state === "sent") return;
       if (m.state !== "queued") continue;
       var f = { type: "send", client_msg_id: m.id, body: m.body };
+      if (m.att && m.att.length) f.attachments = m.att.map(function (a) { return a.id; });
       if (!starts) f.conversation_id = convId;
       else if (m.email) f.contact = { email: m.email };
       if (!frame(f)) return;
@@ -797,6 +1220,8 @@
     [DRAFT_KEY, EMAIL_KEY, OUTBOX_KEY, STATE_KEY].forEach(function (k) { put("sessionStorage", k, null); });
     put("localStorage", TOKEN_KEY, null);
     identity = null; visitorId = null; policy = null; consentVersion = null; outbox = []; agentsOnline = null;
+    mailable = verified = false; mailRef = null;
+    tray.slice().forEach(removeItem);
     resetConversation();
     if (ui) { ui.input.value = ui.email.value = ""; renderConsent(); renderMode(); }
     unread = 0; setBadge();
@@ -814,7 +1239,8 @@
     var st = getJSON(STATE_KEY);
     if (!st) return;
     savedRead = readSent = st.r || 0;
-    (getJSON(OUTBOX_KEY) || []).forEach(function (m) { queue({ id: m.i, body: m.b, email: m.e || null }); });
+    ratePending = st.q || null; // asked again once the welcome says it is still resolved
+    (getJSON(OUTBOX_KEY) || []).forEach(function (m) { queue({ id: m.i, body: m.b, email: m.e || null, att: m.a || null }); });
     if (st.o) open(true);
     else { wanted = true; connect(); }
   }

@@ -3,6 +3,10 @@
 // admin pages and stats. Plain ES module, no build.
 // User data only ever reaches the page through text nodes and DOM APIs (never innerHTML).
 
+import { attachmentList } from "./attachments.js";
+import { csatSection, hoursPage, ratingNote } from "./csat.js";
+import { webhooksPage } from "./webhooks.js";
+
 const $ = (id) => document.getElementById(id);
 const PAGE = 50; // history page size (messages)
 
@@ -273,6 +277,16 @@ function route() {
   } else {
     $("view-page").hidden = true;
     $("view-inbox").hidden = false;
+    // #/c/<id>: one conversation (the links in offline-message emails).
+    if (parts[0] === "c" && parts[1]) {
+      let id = null;
+      try {
+        id = decodeURIComponent(parts[1]);
+      } catch {
+        id = null;
+      }
+      if (id) openConv(id, { keepFocus: true });
+    }
   }
 }
 
@@ -568,6 +582,7 @@ function renderHead() {
   $("unassign").disabled = !c.assignee;
   $("conv-status").value = c.status || "open";
   $("resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
+  ratingNote(c, H);
   // Any agent may transfer a conversation to a colleague.
   $("assign-other").hidden = false;
   renderAssignee(c);
@@ -618,6 +633,8 @@ function messageItem(m, mine) {
   const body = el("div", "text");
   linkify(body, m.body || "");
   li.append(meta, body);
+  const files = attachmentList(m.attachments);
+  if (files) li.append(files);
   return li;
 }
 
@@ -1579,6 +1596,7 @@ async function statsPage() {
     perDayBox,
     el("h3", null, "Device mix"),
     devices,
+    csatSection(s.csat, H),
     el(
       "p",
       "muted",
@@ -1627,7 +1645,12 @@ const PAGES = {
   policies: policiesPage,
   origins: originsPage,
   stats: statsPage,
+  hours: () => hoursPage(H),
+  webhooks: () => webhooksPage(H),
 };
+
+// The console's helpers, for the pages that live in modules of their own (csat.js).
+const H = { api, el, table, row, form, time, $ };
 
 // ------------------------------------------------------------------ wiring
 

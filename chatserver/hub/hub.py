@@ -30,6 +30,8 @@ from chatserver.store.base import Store
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
 
 if TYPE_CHECKING:
+    from chatserver.mail.service import Mail
+    from chatserver.opening_hours import OpeningHours
     from chatserver.privacy.service import Privacy
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,10 @@ def message_frame(message: StoredMessage, author: p.Author | None = None) -> str
             author=author or author_of(message),
             body=message.body,
             kind=message.kind,  # type: ignore[arg-type]
+            attachments=[
+                p.AttachmentOut(id=a.id, name=a.name, size=a.size, type=a.type)
+                for a in message.attachments
+            ],
         )
     )
 
@@ -133,6 +139,10 @@ class Hub:
         self._peers: set[Peer] = set()
         # Identity verification and account linking, when the server has them.
         self.privacy: Privacy | None = None
+        # Email (offline notices, transcripts), when an SMTP server is configured.
+        self.mail: Mail | None = None
+        # Business hours (chatserver/opening_hours.py); without them, always open.
+        self.hours: OpeningHours | None = None
         # Told of what happened, once, on the node where it happened (webhooks and the
         # like): ``(event type, data)``; they must not block.
         self.observers: list[Observer] = []
@@ -144,6 +154,8 @@ class Hub:
             await self.broker.subscribe(topic)
 
     async def close(self) -> None:
+        if self.hours is not None:
+            self.hours.close()
         for peer in list(self._peers):
             peer.close(CLOSE_GOING_AWAY, "server shutting down")
         for task in list(self._tasks):
@@ -280,9 +292,20 @@ class Hub:
         """Whether a human agent who is not away has a socket open on this node."""
         return self.presence.anyone_answering
 
+    @property
+    def open_now(self) -> bool:
+        """Whether it is within business hours now (always, when none are set)."""
+        return self.hours is None or self.hours.open_now()
+
     def availability_frame(self) -> str:
-        # Business hours come later; until then the desk is always open.
-        return p.encode(p.Availability(agents_online=self.agents_online, open_now=True))
+        return p.encode(p.Availability(agents_online=self.agents_online, open_now=self.open_now))
+
+    def hours_changed(self) -> None:
+        """Business hours opened or closed. Every node's own timer sees it at the same
+        moment, so each tells only its own visitors."""
+        frame = self.availability_frame()
+        for peer in tuple(self._visitors):
+            peer.send(frame)
 
     def disconnect_agent(self, agent_id: str, error: ChatError) -> None:
         """Close every socket of this agent, on every node, telling them why."""
@@ -327,6 +350,10 @@ class Hub:
             self._on_erased(event)
         elif kind == "origins":
             self.spawn(self.origins.reload(self.store))
+        elif kind == "hours":
+            # An admin saved a new schedule: every node reads it again.
+            if self.hours is not None:
+                self.spawn(self.hours.reload())
         elif kind == "availability":
             for peer in tuple(self._visitors):
                 peer.send(event.frame)

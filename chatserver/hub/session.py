@@ -14,6 +14,7 @@ import logging
 import msgspec
 
 from chatserver import protocol as p
+from chatserver import ratings
 from chatserver.auth import new_token, token_hash
 from chatserver.clock import uuid7
 from chatserver.config import Settings
@@ -29,6 +30,7 @@ from chatserver.errors import (
     RateLimited,
     TooLarge,
     Unauthorized,
+    Unavailable,
     VerificationRequired,
 )
 from chatserver.hub.hub import Hub, error_frame
@@ -115,7 +117,7 @@ class _Session:
             error = RateLimited("too many frames: slow down")
         self._strike(error, None)
 
-    def parse(self, text: str) -> p.AgentFrame:
+    def parse(self, text: str) -> p.ClientFrame:
         raise NotImplementedError
 
     def _submit(
@@ -142,6 +144,7 @@ class _Session:
             visitor_id=visitor_id,
             account_id=self.peer.account_id,
             contact_email=contact_email,
+            attachments=frame.attachments,
         )
         self._unacked += 1
         self.hub.send_message(self.peer, new, self.author, self._settled)
@@ -158,7 +161,7 @@ class _Session:
             self._room.clear()
             await self._room.wait()
 
-    async def dispatch(self, frame: p.AgentFrame) -> None:
+    async def dispatch(self, frame: p.ClientFrame) -> None:
         raise NotImplementedError
 
     def closed(self) -> None:
@@ -178,8 +181,9 @@ class _Session:
         if self._strikes >= self._max_strikes:
             self.peer.close(CLOSE_POLICY, "too many bad or throttled frames")
 
-    def _check_body(self, body: str) -> None:
-        if not body or body.isspace():
+    def _check_body(self, body: str, attachments: tuple[str, ...] = ()) -> None:
+        # A message may be just its files; then the body may be empty.
+        if (not body or body.isspace()) and not attachments:
             raise BadRequest("body is empty")
         if len(body) > self._max_body:
             raise TooLarge(f"body over {self._max_body} characters")
@@ -213,10 +217,10 @@ class VisitorSession(_Session):
     def ready(self) -> bool:
         return self.session_id is not None
 
-    def parse(self, text: str) -> p.AgentFrame:
+    def parse(self, text: str) -> p.ClientFrame:
         return p.parse_visitor_frame(text)
 
-    async def dispatch(self, frame: p.AgentFrame) -> None:
+    async def dispatch(self, frame: p.ClientFrame) -> None:
         if isinstance(frame, p.Hello):
             if self.ready:
                 raise BadRequest("hello was already sent on this socket")
@@ -237,6 +241,47 @@ class VisitorSession(_Session):
             await self.hub.resume(self.peer, frame.conversation_id, frame.after_seq)
         elif isinstance(frame, p.Ping):
             await self._ping()
+        elif isinstance(frame, p.TranscriptIn):
+            await self.transcript(frame)
+        elif isinstance(frame, p.Rate):
+            await self.rate(frame)
+
+    async def rate(self, frame: p.Rate) -> None:
+        """Rate a resolved conversation of this visitor (chatserver/ratings.py)."""
+        self._own(frame.conversation_id)
+        if self.consent_needed is not None:
+            # P9: a rating and its comment are stored, so the current notice comes first.
+            raise Forbidden(f"accept privacy notice version {self.consent_needed} first")
+        rating = await ratings.rate(
+            self.hub,
+            frame.conversation_id,
+            visitor_id=self.peer.principal_id,
+            score=frame.score,
+            comment=frame.comment,
+        )
+        self.peer.send(
+            p.encode(p.Rated(conversation_id=rating.conversation_id, score=rating.score))
+        )
+
+    async def transcript(self, frame: p.TranscriptIn) -> None:
+        """Email a conversation's transcript (chatserver/mail decides where, and when)."""
+        if self.hub.mail is None:
+            raise Unavailable("email is not set up on this server")
+        self._own(frame.conversation_id)
+        if self.consent_needed is not None:
+            # P9: an address given here is new personal data, taken under the current notice.
+            raise Forbidden(f"accept privacy notice version {self.consent_needed} first")
+        status = await self.hub.mail.request_transcript(
+            visitor_id=self.peer.principal_id,
+            account_id=self.peer.account_id,
+            conversation_id=frame.conversation_id,
+            email=frame.email,
+            locale=frame.locale,
+            ip=self.ip,
+        )
+        self.peer.send(
+            p.encode(p.TranscriptRequested(conversation_id=frame.conversation_id, status=status))
+        )
 
     def _own(self, conversation_id: str) -> None:
         # A visitor's socket follows exactly their conversations; anything else
@@ -253,7 +298,7 @@ class VisitorSession(_Session):
                 f"accept privacy notice version {self.consent_needed} first: "
                 "say hello again with consent"
             )
-        self._check_body(frame.body)
+        self._check_body(frame.body, frame.attachments)
         if frame.conversation_id is not None:
             self._own(frame.conversation_id)
             if frame.contact is not None:
@@ -399,9 +444,11 @@ class VisitorSession(_Session):
                         accepted=accepted,
                     ),
                     agents_online=self.hub.agents_online,
-                    open_now=True,
+                    open_now=self.hub.open_now,
                     session_id=session_id,
                     merged=merged,
+                    email_transcripts=self.hub.mail is not None
+                    and self.hub.mail.offers_transcripts(account.email if account else None),
                 )
             )
         )
@@ -437,10 +484,10 @@ class AgentSession(_Session):
         # Bots (token-made agents) do not count as someone online for visitors.
         hub.register(self.peer, human=agent.kind == "human")
 
-    def parse(self, text: str) -> p.AgentFrame:
+    def parse(self, text: str) -> p.ClientFrame:
         return p.parse_agent_frame(text)
 
-    async def dispatch(self, frame: p.AgentFrame) -> None:
+    async def dispatch(self, frame: p.ClientFrame) -> None:
         hub, peer = self.hub, self.peer
         if isinstance(frame, p.Send):
             self.send(frame)
@@ -484,5 +531,5 @@ class AgentSession(_Session):
             raise BadRequest("conversation_id is required: agents answer existing conversations")
         if frame.contact is not None:
             raise BadRequest("contact is for visitors leaving a message")
-        self._check_body(frame.body)
+        self._check_body(frame.body, frame.attachments)
         self._submit(frame, conversation_id=frame.conversation_id)

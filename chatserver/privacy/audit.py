@@ -37,6 +37,9 @@ ACTIONS = (
     "retention.run",
     "policy.publish",
     "visitor.view",
+    "webhook.create",
+    "webhook.change",
+    "webhook.delete",
 )
 
 

@@ -71,9 +71,23 @@ _CONVERSATION_RETENTION = (
 _MESSAGE_DELETED = "deleted with the conversation (ON DELETE CASCADE)"
 _MESSAGE_RETENTION = "with the conversation (`anonymous`, `resolved`), in batches before it"
 
+_ATTACHMENT_DELETED = (
+    "deleted with the conversation or message (ON DELETE CASCADE), or, never sent, with "
+    "the visitor (erase_subject); the file is then deleted from disk, overwritten first "
+    "(`attachment_trash`)"
+)
+_ATTACHMENT_RETENTION = (
+    "with its message or conversation (`anonymous`, `resolved`); an upload no message "
+    "carried after 24 hours is deleted by every retention run"
+)
+_ATTACHMENT_EXPORT = "as `messages[].attachments[]` (or `unsent_attachments[]`)"
+
 _READ_DELETED = "deleted with the conversation (ON DELETE CASCADE)"
 _READ_RETENTION = "with the conversation (`anonymous`, `resolved`)"
 _READ_EXPORT = "not exported: export_rows does not read conversation_reads"
+
+_RATING_DELETED = "deleted with the conversation (ON DELETE CASCADE)"
+_RATING_RETENTION = "with the conversation (`anonymous`, `resolved`)"
 
 _CONSENT_DELETED = (
     "deleted (erase_subject); the policy version and acceptance time stay, unlinked, in "
@@ -107,6 +121,39 @@ _EXPORT_FILE_RETENTION = "`exports` (`retention_exports`): the row and the archi
 _AUDIT_RETENTION = (
     "`audit` (`retention_audit`): entries older than the period; `audit_anchor` records "
     "where the chain then starts"
+)
+
+
+_HOOK_CONFIG_RETENTION = "none: configuration, kept until an admin deletes the endpoint"
+_HOOK_RETENTION = (
+    "`webhooks` (`retention_webhook_log`): the row, by `created_at`, delivered or not; a "
+    "pending row also goes with its conversation (`anonymous`, `resolved`)"
+)
+_HOOK_PENDING_ERASURE = (
+    "deleted with the person's conversations while the delivery is pending (ON DELETE "
+    "CASCADE); cleared once it is delivered or given up"
+)
+_HOOK_LOG_ERASURE = (
+    "deleted with the row while it is pending and about one of the person's conversations; "
+    "a finished row names nobody and is kept (no personal data)"
+)
+
+_MAIL_EXPORT = (
+    "not exported: an email in transit, deleted once the SMTP server accepts it (or after "
+    "`smtp_max_attempts`)"
+)
+_MAIL_ERASURE = "deleted with the person's conversations and visitors (ON DELETE CASCADE)"
+_MAIL_RETENTION = (
+    "none needed: the row goes once sent or given up (`smtp_max_attempts`, about five hours "
+    "with the defaults), and with its conversation (`anonymous`, `resolved`)"
+)
+_CONFIRM_EXPORT = (
+    "not exported: a short-lived request; its address is cleared once the link is used or expires"
+)
+_CONFIRM_ERASURE = "deleted with the person's visitors and conversations (ON DELETE CASCADE)"
+_CONFIRM_RETENTION = (
+    "its own: the mail worker deletes the row 7 days after `expires_at` "
+    "(`transcript_confirm_ttl`); it also goes with its conversation (`anonymous`, `resolved`)"
 )
 
 
@@ -554,6 +601,105 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             retention=_MESSAGE_RETENTION,
         ),
     },
+    "attachments": {
+        "id": Column(
+            personal=True,
+            what="Opaque id of an uploaded file (the `attachments[].id` of message frames).",
+            export=_ATTACHMENT_EXPORT + " `.id`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "conversation_id": Column(
+            personal=True,
+            what="The conversation it was uploaded to; null for a visitor's first message.",
+            export="as the attachment's place under `conversations[]`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "message_id": Column(
+            personal=True,
+            what="The message that carries it; null until sent.",
+            export="as the attachment's place under `messages[]`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "uploader_role": Column(
+            personal=True,
+            what="`visitor` or `agent`.",
+            export="not exported: the carrying message's `author.role` says it",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "uploader_id": Column(
+            personal=True,
+            what="Visitor id or agent id of who uploaded it.",
+            export="not exported: the carrying message's `author.id` says it",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "name": Column(
+            personal=True,
+            what="The file's name as the uploader gave it (made safe): may say anything.",
+            export=_ATTACHMENT_EXPORT + " `.name`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "size": Column(
+            personal=True,
+            what="Bytes.",
+            export=_ATTACHMENT_EXPORT + " `.size`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "type": Column(
+            personal=True,
+            what="The type found from the file's bytes (`image/png`, `application/pdf`, ...).",
+            export=_ATTACHMENT_EXPORT + " `.type`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "sha256": Column(
+            personal=True,
+            what="SHA-256 of the file's bytes.",
+            export=_ATTACHMENT_EXPORT + " `.sha256`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "storage_key": Column(
+            personal=False,
+            what=(
+                "Random name of the file in the attachment storage (`data_dir/attachments`); "
+                "the file itself is the person's data, as private as a message body, and is "
+                "in the export ZIP under `files/`."
+            ),
+            export="not exported: a random key; the file is in the ZIP as `files/<id>-<name>`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+        "created_at": Column(
+            personal=True,
+            what="When it was uploaded.",
+            export=_ATTACHMENT_EXPORT + " `.uploaded_at`",
+            erasure=_ATTACHMENT_DELETED,
+            retention=_ATTACHMENT_RETENTION,
+        ),
+    },
+    "attachment_trash": {
+        "storage_key": Column(
+            personal=False,
+            what="A file whose row is gone, waiting to be deleted from disk (seconds at most).",
+            export=_NO_PERSONAL,
+            erasure="kept: no personal data; the entry goes once the file is deleted",
+            retention="none: emptied by erasure and every retention run",
+        ),
+        "trashed_at": Column(
+            personal=False,
+            what="When its row went.",
+            export=_NO_PERSONAL,
+            erasure="kept: no personal data; the entry goes once the file is deleted",
+            retention="none: emptied by erasure and every retention run",
+        ),
+    },
     "messages_fts": {
         "body": Column(
             personal=True,
@@ -623,6 +769,52 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             export=_READ_EXPORT,
             erasure=_READ_DELETED,
             retention=_READ_RETENTION,
+        ),
+    },
+    "ratings": {
+        "conversation_id": Column(
+            personal=True,
+            what="The rated conversation (one rating each; a new one replaces it).",
+            export="as the conversation it is listed under: `conversations[].rating`",
+            erasure=_RATING_DELETED,
+            retention=_RATING_RETENTION,
+        ),
+        "visitor_id": Column(
+            personal=True,
+            what="The visitor who rated it.",
+            export=(
+                "not exported as a field: the rating is listed under the person's conversation"
+            ),
+            erasure=_RATING_DELETED,
+            retention=_RATING_RETENTION,
+        ),
+        "agent_id": Column(
+            personal=True,
+            what="The conversation's assignee when it was rated (staff id): stats per agent.",
+            export="as `conversations[].rating.agent`, with the agent's name",
+            erasure=_RATING_DELETED,
+            retention=_RATING_RETENTION,
+        ),
+        "score": Column(
+            personal=True,
+            what="1 to 5; stats show it only in aggregates (P10).",
+            export="as `conversations[].rating.score`",
+            erasure=_RATING_DELETED,
+            retention=_RATING_RETENTION,
+        ),
+        "comment": Column(
+            personal=True,
+            what="The visitor's optional comment (at most 1000 characters); free text.",
+            export="as `conversations[].rating.comment`",
+            erasure=_RATING_DELETED,
+            retention=_RATING_RETENTION,
+        ),
+        "created_at": Column(
+            personal=True,
+            what="When it was (last) rated.",
+            export="as `conversations[].rating.created_at`",
+            erasure=_RATING_DELETED,
+            retention=_RATING_RETENTION,
         ),
     },
     "policy_versions": {
@@ -953,6 +1145,50 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             retention=_NONE_NO_PERSONAL,
         ),
     },
+    "business_hours": {
+        "id": Column(
+            personal=False,
+            what="Always 1: a single row.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+        "enabled": Column(
+            personal=False,
+            what="Whether the schedule applies (without it, always open).",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+        "time_zone": Column(
+            personal=False,
+            what="IANA time zone of the schedule.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+        "weekly": Column(
+            personal=False,
+            what="JSON: open intervals per weekday.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+        "closed_dates": Column(
+            personal=False,
+            what="JSON: dates with no open time.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+        "updated_at": Column(
+            personal=False,
+            what="When admins last saved it.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+    },
     "audit_log": {
         "seq": Column(
             personal=False,
@@ -1150,6 +1386,327 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             export=_NO_PERSONAL,
             erasure=_KEPT_NO_PERSONAL,
             retention="none: kept for good",
+        ),
+    },
+    "webhooks": {
+        "id": Column(
+            personal=False,
+            what="Opaque id of an endpoint admins registered.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "url": Column(
+            personal=False,
+            what="Where deliveries are POSTed; user names and passwords are refused in it.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "secret": Column(
+            personal=False,
+            what=(
+                "The HMAC key that signs deliveries, kept as generated (the server must use "
+                "it to sign); shown to the admin once."
+            ),
+            export="not exported: a credential, no personal data",
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "events": Column(
+            personal=False,
+            what="JSON list of the event types the endpoint receives.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "description": Column(
+            personal=False,
+            what="An admin's note on the endpoint.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "include_message_body": Column(
+            personal=False,
+            what="Whether `message.created` carries message bodies (off by default).",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "include_notes": Column(
+            personal=False,
+            what="Whether internal notes are sent (off by default).",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "active": Column(
+            personal=False,
+            what="Whether new events are delivered.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "created_by": Column(
+            personal=True,
+            what="The admin who registered it (opaque staff id).",
+            export=_STAFF_EXPORT,
+            erasure="kept: staff data, not part of a subject's erasure; goes with the endpoint",
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "created_at": Column(
+            personal=False,
+            what="Time.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+        "updated_at": Column(
+            personal=False,
+            what="Time.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_HOOK_CONFIG_RETENTION,
+        ),
+    },
+    "webhook_deliveries": {
+        "id": Column(
+            personal=False,
+            what="Opaque delivery id: the body's `id`, the same on every attempt.",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "webhook_id": Column(
+            personal=False,
+            what="The endpoint.",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "event_type": Column(
+            personal=False,
+            what="`conversation.created`, `message.created`, `subject.erased`, ...",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "conversation_id": Column(
+            personal=True,
+            what=(
+                "The conversation the payload is about, while the delivery is pending; "
+                "cleared once it is delivered or given up."
+            ),
+            export="not exported: a pending copy of the conversation id the export has",
+            erasure=_HOOK_PENDING_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "payload": Column(
+            personal=True,
+            what=(
+                "The exact JSON body to send, while the delivery is pending: ids, kinds, "
+                "states and times; message bodies and rating comments only for endpoints "
+                "with `include_message_body`. Cleared once delivered or given up."
+            ),
+            export=(
+                "not exported: a pending copy, for sending, of what the export has from the "
+                "conversation and message tables"
+            ),
+            erasure=(
+                _HOOK_PENDING_ERASURE + ". A `subject.erased` delivery made by the erasure "
+                "itself carries the erased person's subject, visitor and conversation ids "
+                "and platform `sub` until it is sent, so connected systems can erase them "
+                "too; then it is cleared like any other"
+            ),
+            retention=_HOOK_RETENTION,
+        ),
+        "status": Column(
+            personal=False,
+            what="`pending`, `delivered` or `failed` (given up).",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "attempts": Column(
+            personal=False,
+            what="Attempts made.",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "attempt_log": Column(
+            personal=False,
+            what=(
+                "JSON list of attempts (the last 50): time, status code, error, duration. "
+                "The answer's body is never read or kept."
+            ),
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "next_attempt_at": Column(
+            personal=False,
+            what="When a pending delivery is tried next.",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "created_at": Column(
+            personal=False,
+            what="When the event happened.",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+        "finished_at": Column(
+            personal=False,
+            what="When it was delivered or given up.",
+            export=_NO_PERSONAL,
+            erasure=_HOOK_LOG_ERASURE,
+            retention=_HOOK_RETENTION,
+        ),
+    },
+    "mail_outbox": {
+        "id": Column(
+            personal=False,
+            what="Opaque id of an email waiting to be sent (named in the server's log).",
+            export=_NO_PERSONAL,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "kind": Column(
+            personal=False,
+            what="`offline_notice` (to an agent), `transcript` or `confirmation` (to a visitor).",
+            export=_NO_PERSONAL,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "recipient": Column(
+            personal=True,
+            what=(
+                "The address it goes to: an agent's email, or a visitor's verified account "
+                "address or the address they asked a transcript to be sent to."
+            ),
+            export=_MAIL_EXPORT,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "message": Column(
+            personal=True,
+            what=(
+                "The whole email (RFC 5322): an offline message's text and the visitor's "
+                "contact address, a transcript (no internal notes), or a confirmation link."
+            ),
+            export=_MAIL_EXPORT,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "conversation_id": Column(
+            personal=True,
+            what="The conversation the email is about.",
+            export=_MAIL_EXPORT,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "visitor_id": Column(
+            personal=True,
+            what="The visitor the email is about.",
+            export=_MAIL_EXPORT,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "attempts": Column(
+            personal=False,
+            what="Attempts made.",
+            export=_NO_PERSONAL,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "next_attempt_at": Column(
+            personal=False,
+            what="When it is tried next.",
+            export=_NO_PERSONAL,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "last_error": Column(
+            personal=False,
+            what="Why the last attempt failed (the recipient's address replaced by `<recipient>`).",
+            export=_NO_PERSONAL,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+        "created_at": Column(
+            personal=False,
+            what="When it was queued.",
+            export=_NO_PERSONAL,
+            erasure=_MAIL_ERASURE,
+            retention=_MAIL_RETENTION,
+        ),
+    },
+    "mail_confirmations": {
+        "token_hash": Column(
+            personal=True,
+            what="SHA-256 of the token in the confirmation link (the token itself is not kept).",
+            export="not exported: a credential's hash",
+            erasure=_CONFIRM_ERASURE,
+            retention=_CONFIRM_RETENTION,
+        ),
+        "visitor_id": Column(
+            personal=True,
+            what="The visitor who asked for the transcript.",
+            export=_CONFIRM_EXPORT,
+            erasure=_CONFIRM_ERASURE,
+            retention=_CONFIRM_RETENTION,
+        ),
+        "conversation_id": Column(
+            personal=True,
+            what="The conversation asked for.",
+            export=_CONFIRM_EXPORT,
+            erasure=_CONFIRM_ERASURE,
+            retention=_CONFIRM_RETENTION,
+        ),
+        "email": Column(
+            personal=True,
+            what=(
+                "The address the visitor typed, not yet confirmed; cleared when the link is "
+                "used or at `expires_at`."
+            ),
+            export=_CONFIRM_EXPORT,
+            erasure=_CONFIRM_ERASURE,
+            retention=(
+                "cleared at `expires_at` (`transcript_confirm_ttl`, default 24 h) by the mail "
+                "worker; the row goes 7 days later, or with its conversation"
+            ),
+        ),
+        "locale": Column(
+            personal=True,
+            what="`en` or `nb`: the language of the emails and the page.",
+            export=_CONFIRM_EXPORT,
+            erasure=_CONFIRM_ERASURE,
+            retention=_CONFIRM_RETENTION,
+        ),
+        "created_at": Column(
+            personal=True,
+            what="When the visitor asked.",
+            export=_CONFIRM_EXPORT,
+            erasure=_CONFIRM_ERASURE,
+            retention=_CONFIRM_RETENTION,
+        ),
+        "expires_at": Column(
+            personal=True,
+            what="Until when the link works.",
+            export=_CONFIRM_EXPORT,
+            erasure=_CONFIRM_ERASURE,
+            retention=_CONFIRM_RETENTION,
+        ),
+        "used_at": Column(
+            personal=True,
+            what="When the link was used (then the transcript was queued).",
+            export=_CONFIRM_EXPORT,
+            erasure=_CONFIRM_ERASURE,
+            retention=_CONFIRM_RETENTION,
         ),
     },
     "schema_migrations": {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chatserver.attachments.names import export_entry
 from chatserver.clock import format_ts
 from chatserver.store.models import Subject
 
@@ -23,10 +24,25 @@ def _ts(value: int | None) -> str | None:
     return format_ts(value) if value is not None else None
 
 
+def _rating(r: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The person's satisfaction rating of a conversation, with the agent it was for."""
+    if r is None:
+        return None
+    return {
+        "score": r["score"],
+        "comment": r["comment"],
+        "created_at": format_ts(r["created_at"]),
+        "agent": {"id": r["agent_id"], "name": r["agent_name"]} if r["agent_id"] else None,
+    }
+
+
 def shape_export(rows: dict[str, Any], *, include_notes: bool, now: int) -> dict[str, Any]:
     subject: Subject = rows["subject"]
     account = rows["account"]
     own = set(subject.visitor_ids)
+    files: dict[str | None, list[dict[str, Any]]] = {}
+    for a in rows.get("attachments", ()):
+        files.setdefault(a["message_id"], []).append(a)
     by_conversation: dict[str, list[dict[str, Any]]] = {}
     for m in rows["messages"]:
         if m["kind"] == "note" and not include_notes:
@@ -39,9 +55,11 @@ def shape_export(rows: dict[str, Any], *, include_notes: bool, now: int) -> dict
                 "name": (account or {}).get("name") if mine else None,
             }
             body = m["body"] if mine else WITHHELD
+            shown = mine
         else:
             author = {"role": m["author_role"], "id": m["author_id"], "name": m["agent_name"]}
             body = m["body"]
+            shown = True
         by_conversation.setdefault(m["conversation_id"], []).append(
             {
                 "id": m["id"],
@@ -50,8 +68,11 @@ def shape_export(rows: dict[str, Any], *, include_notes: bool, now: int) -> dict
                 "kind": m["kind"],
                 "author": author,
                 "body": body,
+                # Files are personal data like the text: withheld with it.
+                "attachments": [export_entry(a) for a in files.get(m["id"], ())] if shown else [],
             }
         )
+    ratings = {r["conversation_id"]: r for r in rows.get("ratings", ())}
     conversations = [
         {
             "id": c["id"],
@@ -65,6 +86,7 @@ def shape_export(rows: dict[str, Any], *, include_notes: bool, now: int) -> dict
             if c["assignee_id"]
             else None,
             "messages": by_conversation.get(c["id"], []),
+            "rating": _rating(ratings.get(c["id"])),
         }
         for c in rows["conversations"]
     ]
@@ -141,5 +163,11 @@ def shape_export(rows: dict[str, Any], *, include_notes: bool, now: int) -> dict
                 "decided_by": r["decided_by"],
             }
             for r in rows["rectifications"]
+        ],
+        # Files the person uploaded that no message carries (yet): theirs all the same.
+        "unsent_attachments": [
+            export_entry(a)
+            for a in files.get(None, ())
+            if a["uploader_role"] == "visitor" and a["uploader_id"] in own
         ],
     }

@@ -31,6 +31,7 @@ RULES = {
     "ip": "retention_ip",
     "exports": "retention_exports",
     "audit": "retention_audit",
+    "webhooks": "retention_webhook_log",
 }
 assert tuple(RULES) == RETENTION_CATEGORIES
 

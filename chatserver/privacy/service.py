@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from chatserver.attachments import lifecycle as attachment_files
+from chatserver.attachments.service import storage_for
 from chatserver.clock import Clock, format_ts, uuid7
 from chatserver.config import Settings
 from chatserver.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -83,6 +85,8 @@ class Privacy:
         # Opaque references of everyone erased, one per line, outside the database:
         # after a backup is restored, ``reapply_erasures`` erases them again.
         self.ledger = Path(settings.data_dir) / "erasure-ledger"
+        # Attachments' bytes: in a person's export ZIP, and deleted with their rows.
+        self.attachment_storage = storage_for(settings)
         self._sweeping = asyncio.Lock()
 
     # ------------------------------------------------------------ helpers
@@ -199,7 +203,14 @@ class Privacy:
         # Registered before it is written, and checked after: an erasure that ran
         # meanwhile removed the row, and then the file must go too.
         await self.store.add_export_file(file_id, subject_id, str(path), now)
-        await asyncio.to_thread(_write_zip_file, path, document, locale)
+        files = await attachment_files.export_files(self.store, self.attachment_storage, document)
+        try:
+            await asyncio.to_thread(_write_zip_file, path, document, locale, files)
+        except FileNotFoundError:
+            # An attachment's file went while it was copied: its conversation was erased
+            # (then the subject is gone, below) or removed by retention meanwhile.
+            if await self.store.export_file_exists(file_id):
+                raise Conflict("data changed while the export was written: try again") from None
         if not await self.store.export_file_exists(file_id):
             await asyncio.to_thread(path.unlink, True)
             raise NotFound("no such subject: erased while the export was written")
@@ -235,11 +246,24 @@ class Privacy:
             if self.on_erased is not None:
                 self.on_erased(subject.visitor_ids, tuple(conversation_ids))
             if self.on_event is not None:
-                self.on_event("subject.erased", {"subject_id": subject_id, "tombstone": tombstone})
+                # The ids connected systems may know the person by, so they can erase too:
+                # ``account_id`` is the platform's ``sub`` of a verified person.
+                self.on_event(
+                    "subject.erased",
+                    {
+                        "subject_id": subject_id,
+                        "tombstone": tombstone,
+                        "kind": subject.kind,
+                        "account_id": subject.account_id,
+                        "visitor_ids": subject.visitor_ids,
+                        "conversation_ids": tuple(conversation_ids),
+                    },
+                )
             await asyncio.to_thread(self._note_in_ledger, ref)
             remove = retention.remove_export_file(self.exports_dir)
             for path in files:
                 remove(path)
+            await attachment_files.purge(self.store, self.attachment_storage)
             # The deleted rows are zeroed in place; what remains is the search
             # index's old segments and the WAL's older page copies.
             await self.store.purge_search_index()
@@ -357,6 +381,10 @@ class Privacy:
                 dry_run=dry_run,
                 remove_file=retention.remove_export_file(self.exports_dir),
             )
+            if not dry_run:
+                # Files of attachments that went with their conversations, uploads never
+                # sent, and files a crash left without a row.
+                await attachment_files.tidy(self.store, self.attachment_storage, started)
             finished = self.clock.now_us()
             run_id = uuid7(finished)
             counts = {category: c for category, (_, _, c) in results.items()}
@@ -444,11 +472,13 @@ def erasure_json(tombstone: Tombstone, *, already_erased: bool) -> dict[str, Any
     }
 
 
-def _write_zip_file(path: Path, document: dict[str, Any], locale: str) -> None:
+def _write_zip_file(
+    path: Path, document: dict[str, Any], locale: str, files: list[tuple[str, Path]]
+) -> None:
     tmp = path.with_suffix(".part")
     try:
         with open(tmp, "wb") as out:
-            export_files.write_zip(document, out, locale=locale)
+            export_files.write_zip(document, out, locale=locale, files=files)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

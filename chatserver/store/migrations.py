@@ -277,4 +277,165 @@ CREATE INDEX visitor_sessions_ip ON visitor_sessions(started_at) WHERE ip_trunca
 CREATE INDEX audit_log_at ON audit_log(at);
 """,
     ),
+    (
+        7,
+        "attachments",
+        """
+-- Files visitors and agents attach (chatserver/attachments/). The bytes live in the
+-- attachment storage under `storage_key`; the row goes with its conversation or its
+-- message (erasure, retention), and the trigger below remembers the key so that the
+-- file is deleted from disk after the transaction that dropped the row committed.
+CREATE TABLE attachments (
+    id              TEXT PRIMARY KEY,
+    -- NULL: uploaded by a visitor for the message that will start a conversation.
+    conversation_id TEXT REFERENCES conversations(id) ON DELETE CASCADE,
+    -- NULL until a message carrying it is stored.
+    message_id      TEXT REFERENCES messages(id) ON DELETE CASCADE,
+    uploader_role   TEXT NOT NULL CHECK (uploader_role IN ('visitor', 'agent')),
+    uploader_id     TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    type            TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    storage_key     TEXT NOT NULL UNIQUE,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX attachments_conversation ON attachments(conversation_id);
+CREATE INDEX attachments_message ON attachments(message_id);
+CREATE INDEX attachments_unsent ON attachments(uploader_role, uploader_id, created_at)
+    WHERE message_id IS NULL;
+
+-- Files whose rows are gone, however they went (a cascade included): deleted from
+-- disk and then from here, so a crash in between only delays the deletion.
+CREATE TABLE attachment_trash (
+    storage_key TEXT PRIMARY KEY,
+    trashed_at  INTEGER NOT NULL
+);
+CREATE TRIGGER attachments_trash AFTER DELETE ON attachments
+BEGIN
+    INSERT OR IGNORE INTO attachment_trash (storage_key, trashed_at)
+    VALUES (old.storage_key, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER));
+END;
+""",
+    ),
+    (
+        8,
+        "satisfaction ratings",
+        """
+-- One rating per conversation (chatserver/ratings.py): a second `rate` replaces
+-- the first. It goes with its conversation (erasure, retention).
+CREATE TABLE ratings (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    visitor_id      TEXT REFERENCES visitors(id) ON DELETE SET NULL,
+    agent_id        TEXT REFERENCES agents(id) ON DELETE SET NULL,
+    score           INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+    comment         TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX ratings_created ON ratings(created_at);
+CREATE INDEX ratings_agent ON ratings(agent_id);
+""",
+    ),
+    (
+        9,
+        "business hours",
+        """
+-- The one schedule (chatserver/business_hours.py). No row: always open.
+CREATE TABLE business_hours (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    enabled      INTEGER NOT NULL,
+    time_zone    TEXT NOT NULL,
+    weekly       TEXT NOT NULL,
+    closed_dates TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+""",
+    ),
+    (
+        10,
+        "webhooks: endpoints, and a durable outbox that is also the delivery log",
+        """
+-- Endpoints admins registered (chatserver/webhooks). The secret signs every
+-- delivery, so it is kept as it is: the server must be able to use it.
+CREATE TABLE webhooks (
+    id                   TEXT PRIMARY KEY,
+    url                  TEXT NOT NULL,
+    secret               TEXT NOT NULL,
+    events               TEXT NOT NULL,
+    description          TEXT NOT NULL DEFAULT '',
+    include_message_body INTEGER NOT NULL DEFAULT 0,
+    include_notes        INTEGER NOT NULL DEFAULT 0,
+    active               INTEGER NOT NULL DEFAULT 1,
+    created_by           TEXT,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL
+);
+
+-- One row per event and endpoint, written when the event happens. `payload`
+-- (the exact body sent) and `conversation_id` are kept only while the row is
+-- pending: both are cleared once it is delivered or given up, and a pending
+-- row goes with its conversation (erasure, retention).
+CREATE TABLE webhook_deliveries (
+    id              TEXT PRIMARY KEY,
+    webhook_id      TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_type      TEXT NOT NULL,
+    conversation_id TEXT REFERENCES conversations(id) ON DELETE CASCADE,
+    payload         TEXT,
+    status          TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempt_log     TEXT NOT NULL DEFAULT '[]',
+    next_attempt_at INTEGER,
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_log ON webhook_deliveries(webhook_id, created_at);
+CREATE INDEX webhook_deliveries_conversation ON webhook_deliveries(conversation_id);
+CREATE INDEX webhook_deliveries_age ON webhook_deliveries(created_at);
+""",
+    ),
+    (
+        11,
+        "email: outbox and transcript confirmations",
+        """
+-- Emails waiting to be sent (chatserver/mail): a row goes once its message is
+-- accepted by the SMTP server, or after its last attempt. Rows about a
+-- conversation or visitor go with it (erasure, retention).
+CREATE TABLE mail_outbox (
+    id              TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL
+                    CHECK (kind IN ('offline_notice', 'transcript', 'confirmation')),
+    recipient       TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    conversation_id TEXT REFERENCES conversations(id) ON DELETE CASCADE,
+    visitor_id      TEXT REFERENCES visitors(id) ON DELETE CASCADE,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at);
+CREATE INDEX mail_outbox_conversation ON mail_outbox(conversation_id);
+CREATE INDEX mail_outbox_visitor ON mail_outbox(visitor_id);
+
+-- A transcript asked for by a visitor, sent only once the link mailed to
+-- `email` is opened. Only the token's hash is kept; `email` is cleared once used
+-- or expired.
+CREATE TABLE mail_confirmations (
+    token_hash      TEXT PRIMARY KEY,
+    visitor_id      TEXT NOT NULL REFERENCES visitors(id) ON DELETE CASCADE,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    email           TEXT,
+    locale          TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    used_at         INTEGER
+);
+CREATE INDEX mail_confirmations_expiry ON mail_confirmations(expires_at);
+CREATE INDEX mail_confirmations_visitor ON mail_confirmations(visitor_id);
+CREATE INDEX mail_confirmations_conversation ON mail_confirmations(conversation_id);
+""",
+    ),
 )

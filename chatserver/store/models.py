@@ -93,7 +93,8 @@ class NewMessage(msgspec.Struct, frozen=True):
 
     message_id: str
     author_role: str
-    author_id: str
+    # None for the server's own (``system``) messages.
+    author_id: str | None
     kind: str
     body: str
     created_at: int
@@ -107,6 +108,37 @@ class NewMessage(msgspec.Struct, frozen=True):
     account_id: str | None = None
     # With a new conversation: it starts `pending`, with this way to reach them.
     contact_email: str | None = None
+    # Ids of uploaded attachments this message carries (checked and linked when stored).
+    attachments: tuple[str, ...] = ()
+
+
+class AttachmentRef(msgspec.Struct, frozen=True):
+    """What a message says of a file it carries: the ``attachments`` items of its frames."""
+
+    id: str
+    name: str
+    size: int
+    type: str
+
+
+class Attachment(msgspec.Struct, frozen=True):
+    """One uploaded file as stored (``chatserver.attachments``)."""
+
+    id: str
+    conversation_id: str | None
+    message_id: str | None
+    uploader_role: str
+    uploader_id: str
+    name: str
+    size: int
+    type: str
+    sha256: str
+    storage_key: str
+    created_at: int
+    # Filled by ``Store.attachment`` for the access check: where it was sent, and to whom.
+    message_kind: str | None = None
+    visitor_id: str | None = None
+    account_id: str | None = None
 
 
 class StoredMessage(msgspec.Struct, frozen=True):
@@ -127,6 +159,7 @@ class StoredMessage(msgspec.Struct, frozen=True):
     conversation_status: str = "open"
     # True when this (visitor's) message reopened a resolved conversation.
     reopened: bool = False
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class CannedResponse(msgspec.Struct, frozen=True):
@@ -205,3 +238,15 @@ class Tombstone(msgspec.Struct, frozen=True):
     erased_at: int
     ordered_by: str | None
     counts: dict[str, int]
+
+
+class Rating(msgspec.Struct, frozen=True):
+    """A visitor's satisfaction rating of a resolved conversation (one per conversation)."""
+
+    conversation_id: str
+    visitor_id: str | None
+    # The conversation's assignee when it was rated.
+    agent_id: str | None
+    score: int
+    comment: str | None
+    created_at: int

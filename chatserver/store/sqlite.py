@@ -35,7 +35,14 @@ from chatserver.store.models import (
     StoredMessage,
     Visitor,
 )
+from chatserver.store.sqlite_attachments import (
+    MESSAGE_ATTACHMENTS,
+    SQLiteAttachments,
+    claim_attachments,
+    refs_from_json,
+)
 from chatserver.store.sqlite_privacy import SQLitePrivacy, append_audit
+from chatserver.store.sqlite_ratings import SQLiteRatings
 from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter, Tx
 
 # Measured on the bench: a checkpoint every 0.1 s of write activity keeps p99
@@ -55,7 +62,7 @@ CONVERSATION_FROM = "conversations c LEFT JOIN agents a ON a.id = c.assignee_id"
 MESSAGE_COLUMNS = (
     "m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
     "CASE m.author_role WHEN 'agent' THEN ag.name WHEN 'visitor' THEN ac.name END, "
-    "m.kind, m.body, m.created_at, m.client_msg_id"
+    "m.kind, m.body, m.created_at, m.client_msg_id, " + MESSAGE_ATTACHMENTS
 )
 MESSAGE_FROM = (
     "messages m "
@@ -96,6 +103,7 @@ def _message(row: Any, **extra: Any) -> StoredMessage:
         body=row[7],
         created_at=row[8],
         client_msg_id=row[9],
+        attachments=refs_from_json(row[10]),
         **extra,
     )
 
@@ -138,7 +146,7 @@ def _path_of(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore(SQLitePrivacy):
+class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
     """The Store on one SQLite file. Open with ``await store.open()``."""
 
     def __init__(
@@ -878,7 +886,7 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
     BEGIN IMMEDIATE to COMMIT, so no other process can assign a seq in between.
     """
     state = tx.state
-    pending: dict[tuple[str, str, str], StoredMessage] = state.setdefault("by_client_id", {})
+    pending: dict[tuple[str, str | None, str], StoredMessage] = state.setdefault("by_client_id", {})
     if new.client_msg_id is not None:
         key = (new.author_role, new.author_id, new.client_msg_id)
         earlier = pending.get(key)
@@ -927,6 +935,7 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         and (new.account_id is None or entry[4] != new.account_id)
     ):
         raise NotFound("no such conversation")
+    refs = claim_attachments(conn, tx, new, conversation_id) if new.attachments else ()
     reopened = False
     if new.author_role == "visitor" and entry[3] == "resolved":
         # The visitor wrote again: the conversation is back in the agents' open inbox.
@@ -954,6 +963,7 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         created_conversation=created,
         conversation_status=status if created else entry[3],
         reopened=reopened,
+        attachments=refs,
     )
     state.setdefault("rows", []).append(stored)
     if new.client_msg_id is not None:
@@ -962,7 +972,7 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
 
 
 def _stored_by_client_id(
-    conn: sqlite3.Connection, key: tuple[str, str, str]
+    conn: sqlite3.Connection, key: tuple[str, str | None, str]
 ) -> StoredMessage | None:
     # The bare index probe first: it is on every message's path, the join is not.
     hit = conn.execute(

@@ -28,6 +28,10 @@ from chatserver.store.models import (
     Subject,
     Tombstone,
 )
+from chatserver.store.sqlite_attachments import (
+    erase_unsent_attachments,
+    export_attachment_rows,
+)
 from chatserver.store.writer import Tx
 
 if TYPE_CHECKING:
@@ -46,7 +50,15 @@ AUDIT_COLUMNS = "seq, id, at, actor_role, actor_id, action, subject_id, details,
 PROFILE_FIELDS = ("name", "email", "phone")
 
 # Retention's categories, in the order a run takes them.
-RETENTION_CATEGORIES = ("anonymous", "resolved", "sessions", "ip", "exports", "audit")
+RETENTION_CATEGORIES = (
+    "anonymous",
+    "resolved",
+    "sessions",
+    "ip",
+    "exports",
+    "audit",
+    "webhooks",
+)
 
 # A conversation is deletable when neither it nor its person is on legal hold.
 _NOT_HELD = (
@@ -278,6 +290,14 @@ def export_rows(path: Path, subject_id: str) -> dict[str, Any] | None:
                 (subject.id,),
             )
         )
+        ratings = _dicts(
+            conn.execute(
+                "SELECT r.conversation_id, r.score, r.comment, r.created_at, r.agent_id, "
+                "a.name AS agent_name FROM ratings r LEFT JOIN agents a ON a.id = r.agent_id "
+                f"WHERE r.conversation_id IN {_in(conversation_ids)}",
+                conversation_ids,
+            )
+        )
         return {
             "subject": subject,
             "account": account,
@@ -286,6 +306,8 @@ def export_rows(path: Path, subject_id: str) -> dict[str, Any] | None:
             "sessions": sessions,
             "consents": consents,
             "rectifications": rectifications,
+            "attachments": export_attachment_rows(conn, conversation_ids, vids),
+            "ratings": ratings,
         }
     finally:
         conn.close()
@@ -558,6 +580,11 @@ class SQLitePrivacy:
             counts["rectifications"] = conn.execute(
                 "SELECT count(*) FROM rectifications WHERE account_id = ?", (subject.id,)
             ).fetchone()[0]
+            # Ratings go with their conversations (ON DELETE CASCADE).
+            counts["ratings"] = conn.execute(
+                f"SELECT count(*) FROM ratings WHERE conversation_id IN {_in(conversation_ids)}",
+                conversation_ids,
+            ).fetchone()[0]
             files = [
                 r[0]
                 for r in conn.execute(
@@ -572,6 +599,9 @@ class SQLitePrivacy:
                 f"DELETE FROM conversations WHERE id IN {_in(conversation_ids)}", conversation_ids
             )
             conn.execute(f"DELETE FROM consents WHERE {consent_filter}", (*vids, subject.id))
+            # Files in the conversations went with them; these are the uploads no
+            # conversation holds yet. The trigger queues all of them for deletion from disk.
+            erase_unsent_attachments(conn, vids)
             conn.execute(f"DELETE FROM visitors WHERE id IN {_in(vids)}", vids)
             conn.execute(
                 f"DELETE FROM export_files WHERE subject_id IN {_in((subject.id, *vids))}",
@@ -873,6 +903,21 @@ class SQLitePrivacy:
         if category == "audit":
             rows = await self._rows("SELECT count(*) FROM audit_log WHERE at < ?", (cutoff,))
             return {"audit_entries": rows[0][0]}
+        if category == "webhooks":
+            sql = "SELECT count(*) FROM webhook_deliveries d WHERE d.created_at < ?"
+            hook_params: list[int] = [cutoff]
+            for earlier_category in ("anonymous", "resolved"):
+                if earlier_category in earlier:
+                    # A pending delivery goes with its conversation, uncounted, before this.
+                    sql += (
+                        " AND NOT EXISTS (SELECT 1 FROM conversations wc WHERE "
+                        "wc.id = d.conversation_id AND "
+                        + _EXPIRED_CONDITION[earlier_category].format(c="wc")
+                        + ")"
+                    )
+                    hook_params.append(earlier[earlier_category])
+            rows = await self._rows(sql, tuple(hook_params))
+            return {"webhook_deliveries": rows[0][0]}
         raise ValueError(f"no retention category {category!r}")
 
     async def retention_batch(
@@ -1027,4 +1072,12 @@ def _retention_batch(
                 (rows[-1][0], rows[-1][1]),
             )
         return {"audit_entries": len(rows)}, []
+    if category == "webhooks":
+        # The delivery log, and deliveries still pending that long (given up).
+        removed = conn.execute(
+            "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
+            "WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+            (cutoff, limit),
+        ).rowcount
+        return {"webhook_deliveries": removed}, []
     raise ValueError(f"no retention category {category!r}")

@@ -27,6 +27,8 @@ class PostMessage(msgspec.Struct, forbid_unknown_fields=True):
     client_msg_id: p.ClientMsgId
     body: p.Body
     kind: Literal["text", "note"] = "text"
+    # Files this agent uploaded to the conversation; the body may then be empty.
+    attachments: Annotated[tuple[p.Id, ...], msgspec.Meta(max_length=p.MAX_ATTACHMENTS)] = ()
 
 
 class PatchConversation(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,6 +64,9 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "author": msgspec.to_builtins(author_of(m)),
         "body": m.body,
         "kind": m.kind,
+        "attachments": [
+            {"id": a.id, "name": a.name, "size": a.size, "type": a.type} for a in m.attachments
+        ],
     }
 
 
@@ -175,7 +180,7 @@ async def post_message(request: Request) -> Response:
     state = state_of(request)
     agent = await require(request, "agent")
     body: PostMessage = await json_body(request, PostMessage)
-    if not body.body.strip():
+    if not body.body.strip() and not body.attachments:
         raise BadRequest("body is empty")
     if len(body.body) > state.settings.max_body_chars:
         raise TooLarge(f"body over {state.settings.max_body_chars} characters")
@@ -190,6 +195,7 @@ async def post_message(request: Request) -> Response:
             created_at=now,
             client_msg_id=body.client_msg_id,
             conversation_id=request.path_params["id"],
+            attachments=body.attachments,
         ),
         p.Author(role="agent", id=agent.id, name=agent.name),
     )

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chatserver.errors import BadRequest
-from chatserver.stats import summarise
+from chatserver.stats import summarise, summarise_csat
 from chatserver.web.api import state_of
 from chatserver.web.principal import require
 
@@ -27,7 +27,8 @@ def _day(request: Request, name: str, default: date) -> date:
 
 
 async def stats(request: Request) -> Response:
-    """Conversations per day, first response and resolution times, device mix.
+    """Conversations per day, first response and resolution times, device mix, and
+    satisfaction ratings given in the period (``csat``).
 
     ``from`` and ``to`` are UTC days, both included; the default is the last 30 days.
     """
@@ -44,6 +45,7 @@ async def stats(request: Request) -> Response:
     end = int(datetime(last.year, last.month, last.day, tzinfo=UTC).timestamp() + 86400) * 10**6
     rows = await state.store.stats_rows(start, end)
     body = summarise(rows["per_day"], rows["first_responses"], rows["resolutions"], rows["devices"])
+    body["csat"] = summarise_csat(await state.store.csat_rows(start, end))
     return JSONResponse({"from": first.isoformat(), "to": last.isoformat(), **body})
 
 

@@ -10,19 +10,24 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatserver import useragent
+from chatserver.attachments.service import Attachments
 from chatserver.broker import broker_from_url
 from chatserver.broker.base import Broker
 from chatserver.clock import Clock
 from chatserver.config import Settings
 from chatserver.errors import BadRequest, ChatError
 from chatserver.hub.hub import Hub
+from chatserver.mail import web as mail_web
+from chatserver.mail.service import Mail
 from chatserver.metrics import Metrics
+from chatserver.opening_hours import OpeningHours
 from chatserver.origins import AllowedOrigins, normalise_origin
 from chatserver.privacy.service import Privacy
 from chatserver.sessions import load_secret_key
@@ -32,9 +37,12 @@ from chatserver.web import (
     api,
     api_admin,
     api_agents,
+    api_attachments,
+    api_hours,
     api_privacy,
     api_stats,
     api_visitor,
+    api_webhooks,
     assets,
     console,
     ops,
@@ -43,6 +51,7 @@ from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpecte
 from chatserver.web.openapi import DOCUMENT
 from chatserver.web.sockets import AgentEndpoint, VisitorEndpoint
 from chatserver.web.state import AppState
+from chatserver.webhooks.service import Webhooks
 
 
 class _DenialIsNotAnError(logging.Filter):
@@ -141,7 +150,12 @@ def create_app(
             on_event=hub.emit,
         )
         hub.privacy = privacy
+        app.state.attachments = Attachments(
+            the_store, privacy.attachment_storage, settings, hub.clock
+        )
+        hub.hours = OpeningHours(hub)
         await hub.start()
+        await hub.hours.start()
         await asyncio.to_thread(useragent.warm_up)
         app.state.chat = AppState(
             settings=settings,
@@ -153,12 +167,19 @@ def create_app(
             secret_key=secret_key,
         )
         sweeper = asyncio.create_task(privacy.sweeper(), name="retention sweeper")
+        webhooks = await Webhooks.start_for(the_store, settings, hub)
+        app.state.webhooks = webhooks
+        mail = Mail.start(settings, the_store, hub)
         try:
             yield {}
         finally:
+            if mail is not None:
+                await mail.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            if webhooks is not None:
+                await webhooks.close()
             await hub.close()
             await the_store.close()
 
@@ -171,7 +192,10 @@ def create_app(
                 *api_agents.routes,
                 *api_visitor.routes,
                 *api_stats.routes,
+                *api_hours.routes,
                 *api_admin.routes,
+                *api_attachments.routes,
+                *api_webhooks.routes,
                 *api_privacy.routes,
             ],
         ),
@@ -179,12 +203,15 @@ def create_app(
         Route("/readyz", ops.readyz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
         *console.routes,
+        *mail_web.routes,
         *assets.routes(demo=demo),
     ]
     return ChatApp(
         sockets={"/ws/visitor": VisitorEndpoint(), "/ws/agent": AgentEndpoint()},
         routes=routes,
         lifespan=lifespan,
+        # CORS for the attachment paths only: the widget uploads and downloads cross-origin.
+        middleware=[Middleware(api_attachments.AttachmentCors)],
         exception_handlers={
             ChatError: on_chat_error,
             HTTPException: on_http_exception,

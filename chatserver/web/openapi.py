@@ -10,7 +10,7 @@ from typing import Any
 
 from chatserver import __version__
 from chatserver.errors import ALL_CODES
-from chatserver.web import openapi_privacy
+from chatserver.web import openapi_attachments, openapi_hours, openapi_privacy, openapi_webhooks
 from chatserver.web.openapi_common import AUTH, ID, errors, json_answer, page, ref, request_body
 
 DOCUMENT: dict[str, Any] = {
@@ -134,8 +134,8 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "getStats",
                 "summary": "Aggregates only (P10): conversations per UTC day, first response "
-                "and resolution times, device mix. Counts under 5 and durations over fewer "
-                "than 5 samples are null (admin).",
+                "and resolution times, device mix, satisfaction ratings (`csat`). Counts under "
+                "5 and durations or averages over fewer than 5 samples are null (admin).",
                 "parameters": [
                     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
                     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
@@ -332,6 +332,7 @@ DOCUMENT: dict[str, Any] = {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             **openapi_privacy.SECURITY_SCHEMES,
+            **openapi_attachments.SECURITY_SCHEMES,
         },
         "schemas": {
             "Error": {
@@ -422,6 +423,11 @@ DOCUMENT: dict[str, Any] = {
                     "author": ref("Author"),
                     "body": {"type": "string"},
                     "kind": {"type": "string", "enum": ["text", "note", "event"]},
+                    "attachments": {
+                        "type": "array",
+                        "items": ref("Attachment"),
+                        "description": "Files the message carries (GET /attachments/{id}).",
+                    },
                 },
             },
             "MessagePage": page(ref("Message"), paged=True),
@@ -431,8 +437,17 @@ DOCUMENT: dict[str, Any] = {
                 "required": ["client_msg_id", "body"],
                 "properties": {
                     "client_msg_id": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "body": {"type": "string", "minLength": 1},
+                    "body": {
+                        "type": "string",
+                        "description": "Not blank, unless the message carries attachments.",
+                    },
                     "kind": {"type": "string", "enum": ["text", "note"], "default": "text"},
+                    "attachments": {
+                        "type": "array",
+                        "maxItems": 10,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "description": "Ids of files this agent uploaded to the conversation.",
+                    },
                 },
             },
             "VisitorSession": {
@@ -486,11 +501,13 @@ DOCUMENT: dict[str, Any] = {
                     "first_response_seconds",
                     "resolution_seconds",
                     "device_mix",
+                    "csat",
                 ],
                 "properties": {
                     "from": {"type": "string", "format": "date"},
                     "to": {"type": "string", "format": "date"},
                     "suppressed_below": {"type": "integer"},
+                    "csat": ref("Csat"),
                     "conversations": {"type": ["integer", "null"]},
                     "conversations_per_day": {
                         "type": "array",
@@ -679,3 +696,9 @@ def _merge(into: dict[str, Any], more: dict[str, Any]) -> None:
 
 _merge(DOCUMENT["paths"], openapi_privacy.PATHS)
 _merge(DOCUMENT["components"]["schemas"], openapi_privacy.SCHEMAS)
+_merge(DOCUMENT["paths"], openapi_hours.PATHS)
+_merge(DOCUMENT["components"]["schemas"], openapi_hours.SCHEMAS)
+_merge(DOCUMENT["paths"], openapi_webhooks.PATHS)
+_merge(DOCUMENT["components"]["schemas"], openapi_webhooks.SCHEMAS)
+_merge(DOCUMENT["paths"], openapi_attachments.PATHS)
+_merge(DOCUMENT["components"]["schemas"], openapi_attachments.SCHEMAS)

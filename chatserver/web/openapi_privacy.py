@@ -42,6 +42,7 @@ RETENTION_COUNTS = [
     "ip_addresses",
     "export_files",
     "audit_entries",
+    "webhook_deliveries",
 ]
 
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -373,6 +374,11 @@ SCHEMAS: dict[str, Any] = {
             "sessions": {"type": "array", "items": ref("ExportSession")},
             "consents": {"type": "array", "items": ref("ExportConsent")},
             "rectifications": {"type": "array", "items": ref("ExportRectification")},
+            "unsent_attachments": {
+                "type": "array",
+                "items": ref("ExportAttachment"),
+                "description": "Files the person uploaded that no message carries.",
+            },
         }
     ),
     "ExportSubject": {
@@ -426,6 +432,7 @@ SCHEMAS: dict[str, Any] = {
             "legal_hold": {"type": "boolean"},
             "assignee": ref("Assignee"),
             "messages": {"type": "array", "items": ref("ExportMessage")},
+            "rating": ref("ExportRating"),
         }
     ),
     "ExportMessage": _object(
@@ -442,6 +449,11 @@ SCHEMAS: dict[str, Any] = {
             "body": {
                 "type": "string",
                 "description": "Text a visitor other than this person wrote is withheld.",
+            },
+            "attachments": {
+                "type": "array",
+                "items": ref("ExportAttachment"),
+                "description": "Files the message carries (withheld with a withheld body).",
             },
         }
     ),
@@ -502,8 +514,10 @@ SCHEMAS: dict[str, Any] = {
                         "rectifications": COUNT,
                         "export_files": COUNT,
                         "accounts": {**COUNT, "description": "Verified persons only."},
+                        "ratings": {**COUNT, "description": "With their conversations."},
                     },
                     "accounts",
+                    "ratings",
                 ),
                 "additionalProperties": False,
                 "description": "What the erasure removed.",

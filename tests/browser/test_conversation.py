@@ -297,7 +297,7 @@ def test_agent_text_with_html_and_javascript_urls_is_shown_as_text(
             const root = {shadow};
             return {{
                 flag: window.__xss === undefined ? null : window.__xss,
-                markup: root.querySelectorAll('#cs-panel img, #cs-panel script, #cs-panel svg').length,
+                markup: root.querySelectorAll('#cs-panel .g img, #cs-panel .g script, #cs-panel .g svg').length,
                 hrefs: [...root.querySelectorAll('#cs-panel .m a')].map(a => a.getAttribute('href')),
                 handlers: [...root.querySelectorAll('#cs-panel .m *')].filter(
                     e => [...e.attributes].some(a => a.name.startsWith('on'))).length,

@@ -159,6 +159,7 @@ SENTINELS = [
     ("rectifications", "requested_by", "reqby-SENT", "reqby-SENT"),
     ("rectifications", "decided_by", "decby-SENT", "decby-SENT"),
     ("export_files", "id", "ef-SENT", "ef-SENT"),
+    ("ratings", "comment", "rating comment-SENT", "rating comment-SENT"),
     ("export_files", "path", "/exports/ef-SENT.zip", "ef-SENT.zip"),
     ("audit_log", "subject_id", "acc-1", None),
 ]
@@ -239,6 +240,11 @@ def _seed(conn: sqlite3.Connection, tx: object) -> None:
         "INSERT INTO export_files (id, subject_id, path, created_at) VALUES (?, 'acc-1', ?, 120)",
         (v["export_files", "id"], v["export_files", "path"]),
     )
+    conn.execute(
+        "INSERT INTO ratings (conversation_id, visitor_id, agent_id, score, comment, created_at) "
+        "VALUES (?, 'vis-1', 'ag-1', 4, ?, 310)",
+        (v["conversations", "id"], v["ratings", "comment"]),
+    )
 
 
 async def test_export_and_erasure_do_what_the_map_says(tmp_path: Path) -> None:
@@ -283,7 +289,13 @@ async def test_export_and_erasure_do_what_the_map_says(tmp_path: Path) -> None:
             ).fetchone()[0]
             assert (left == 0) == said.startswith("deleted"), f"{table}.{column}: {said!r}"
         # Tables whose every personal column the map says erasure deletes are empty of it.
-        for table in ("conversation_reads", "visitor_sessions", "consents", "rectifications"):
+        for table in (
+            "conversation_reads",
+            "visitor_sessions",
+            "consents",
+            "rectifications",
+            "ratings",
+        ):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
         assert (
             conn.execute(

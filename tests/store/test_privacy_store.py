@@ -439,6 +439,28 @@ async def mixed_data(store: SQLiteStore, tmp_path: Path) -> None:
         await store.append_audit(
             AuditRecord(id=uuid7(), at=OLD + i, action="subject.search", actor_role="system")
         )
+    # Webhook deliveries: an old logged one, an old pending one about an anonymous
+    # conversation (it goes with the conversation, not counted again), a recent one.
+    anonymous = (await store.visitor_conversations("anon-0"))[0].id
+
+    def webhook_log(conn: sqlite3.Connection, tx: object) -> None:
+        conn.execute(
+            "INSERT INTO webhooks (id, url, secret, events, created_at, updated_at) "
+            "VALUES ('w1', 'https://hooks.example/', 'whsec_x', '[]', ?, ?)",
+            (OLD, OLD),
+        )
+        for delivery, conversation, status, at in (
+            ("d-old", None, "delivered", OLD),
+            ("d-pending", anonymous, "pending", OLD),
+            ("d-recent", None, "delivered", RECENT),
+        ):
+            conn.execute(
+                "INSERT INTO webhook_deliveries (id, webhook_id, event_type, conversation_id, "
+                "payload, status, created_at) VALUES (?, 'w1', 'message.created', ?, ?, ?, ?)",
+                (delivery, conversation, "{}" if conversation else None, status, at),
+            )
+
+    await store.writer.run(webhook_log)
 
 
 async def test_each_categorys_count_is_what_its_run_removes(
@@ -580,6 +602,7 @@ async def test_erasure_removes_everything_of_the_person(store: SQLiteStore, tmp_
         "rectifications": 1,
         "export_files": 1,
         "accounts": 1,
+        "ratings": 0,
     }
     person = ("laptop", "phone")
     assert count(store, "accounts") == 0
