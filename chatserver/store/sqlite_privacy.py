@@ -119,6 +119,11 @@ def _audit_entry(row: Any) -> AuditEntry:
     return AuditEntry(*row)
 
 
+def amend(audit: AuditRecord, **changes: Any) -> AuditRecord:
+    """The caller's audit record with what only the transaction knows (counts, ids)."""
+    return msgspec.structs.replace(audit, **changes)
+
+
 def append_audit(conn: sqlite3.Connection, record: AuditRecord) -> AuditEntry:
     """Chain ``record`` to the newest entry; call inside the writer's transaction.
 
@@ -478,12 +483,8 @@ class SQLitePrivacy:
             if audit is not None:
                 append_audit(
                     conn,
-                    AuditRecord(
-                        id=audit.id,
-                        at=audit.at,
-                        action=audit.action,
-                        actor_role=audit.actor_role,
-                        actor_id=audit.actor_id,
+                    amend(
+                        audit,
                         details={**audit.details, "found": [s.id for s in found]},
                     ),
                 )
@@ -617,13 +618,8 @@ class SQLitePrivacy:
             )
             append_audit(
                 conn,
-                AuditRecord(
-                    id=audit.id,
-                    at=audit.at,
-                    action=audit.action,
-                    actor_role=audit.actor_role,
-                    actor_id=audit.actor_id,
-                    subject_id=audit.subject_id,
+                amend(
+                    audit,
                     details={**audit.details, "tombstone": tombstone_id, "counts": counts},
                 ),
             )
@@ -725,12 +721,8 @@ class SQLitePrivacy:
                 _apply_field(conn, account_id, field, value, now)
             append_audit(
                 conn,
-                AuditRecord(
-                    id=audit.id,
-                    at=audit.at,
-                    action=audit.action,
-                    actor_role=audit.actor_role,
-                    actor_id=audit.actor_id,
+                amend(
+                    audit,
                     subject_id=account_id,
                     details={"rectification": rectification_id, "field": field, "status": status},
                 ),
@@ -776,12 +768,8 @@ class SQLitePrivacy:
                 )
             append_audit(
                 conn,
-                AuditRecord(
-                    id=audit.id,
-                    at=audit.at,
-                    action=audit.action,
-                    actor_role=audit.actor_role,
-                    actor_id=audit.actor_id,
+                amend(
+                    audit,
                     subject_id=current.account_id,
                     details={"rectification": rectification_id, "field": current.field},
                 ),
