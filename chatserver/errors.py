@@ -103,6 +103,7 @@ ALL_CODES = tuple(
         UnsupportedType,
         Unauthorized,
         Forbidden,
+        VerificationRequired,
         NotFound,
         Conflict,
         RateLimited,
