@@ -276,28 +276,29 @@ async def test_a_long_anonymous_conversation_goes_in_batches_beside_live_writes(
 
     batches = []
     live_seq = 1
+    gone = 0
     while True:
         removed, files = await store.retention_batch("anonymous", CUTOFF, now=NOW, limit=500)
         assert files == []
         if not any(removed.values()):
             break
         batches.append(removed)
-        assert removed["messages"] + removed["conversations"] <= 500
+        # At most ``limit`` rows, fewer when the batch's time is up (a short transaction).
+        assert 0 < removed["messages"] + removed["conversations"] <= 500
+        gone += removed["messages"]
         if removed["conversations"] == 0:
             left = await store.messages_after(long, 0, 1)
-            assert left[0].seq == 1 + 500 * len(batches)  # the oldest went first
+            assert left[0].seq == 1 + gone  # the oldest went first
         # The relay between batches: a live message, stored and numbered as always.
         live_seq = await say(store, live, "live", 1, at=NOW)
-    assert batches == [
-        {"conversations": 0, "messages": 500},
-        {"conversations": 0, "messages": 500},
-        {"conversations": 1, "messages": 200},
-    ]
+    assert len(batches) >= 3
+    assert sum(b["messages"] for b in batches) == 1200
+    assert [b["conversations"] for b in batches] == [0] * (len(batches) - 1) + [1]
     assert await store.conversation(long) is None
     assert count(store, "messages", "conversation_id = ?", (long,)) == 0
-    assert live_seq == 4
-    kept = await store.messages_after(live, 0, 100)
-    assert [m.seq for m in kept] == [1, 2, 3, 4]
+    assert live_seq == len(batches) + 1
+    kept = await store.messages_after(live, 0, 2000)
+    assert [m.seq for m in kept] == list(range(1, len(batches) + 2))
 
 
 async def test_a_batch_and_a_live_write_at_the_same_time(store: SQLiteStore) -> None:
