@@ -70,7 +70,8 @@ SETTINGS: tuple[Setting, ...] = (
         "broker",
         str,
         "memory://",
-        "Broker URL: `memory://` (one process; Redis comes with scale-out).",
+        "Broker URL: `memory://` (one process) or `redis://host:port/db[?prefix=...]` "
+        "(Redis pub/sub between several processes; channel prefix `chatserver:` by default).",
     ),
     Setting(
         "allowed_origins",

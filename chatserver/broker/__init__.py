@@ -9,7 +9,13 @@ from chatserver.broker.memory import MemoryBroker
 def broker_from_url(url: str) -> Broker:
     if url == "memory://" or url.startswith("memory:"):
         return MemoryBroker()
-    raise ValueError(f"unsupported broker URL {url!r} (this build knows memory://)")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from chatserver.broker.redis import RedisBroker
+
+        return RedisBroker(url)
+    raise ValueError(
+        f"unsupported broker URL {url!r} (this build knows memory:// and redis://host:port/db)"
+    )
 
 
 __all__ = ["Broker", "Event", "MemoryBroker", "broker_from_url"]
