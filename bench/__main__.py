@@ -130,21 +130,7 @@ class Bench:
     # -- load generator -------------------------------------------------------
 
     def run_loadgen(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
-        argv = servers.pinned(
-            [servers.PYTHON, "-m", "bench.loadgen"], servers.LOADGEN_CORE, self.pin
-        )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(servers.ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        proc = subprocess.Popen(
-            argv,
-            cwd=servers.ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
+        proc = servers.spawn_load("bench.loadgen", self.pin)
         self.children.append(proc)
         try:
             out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout)

@@ -428,21 +428,7 @@ class Runner:
     def start_load(
         self, server: servers.Server, agent_token: str, rate: float, max_seconds: float, tag: str
     ) -> LoadRun:
-        argv = servers.pinned(
-            [servers.PYTHON, "-m", "bench.privacy_load"], servers.LOADGEN_CORE, self.pin
-        )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(servers.ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        proc = subprocess.Popen(
-            argv,
-            cwd=servers.ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
+        proc = servers.spawn_load("bench.privacy_load", self.pin)
         self.children.append(proc)
         lines: queue.Queue[bytes | None] = queue.Queue()
 

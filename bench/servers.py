@@ -71,6 +71,21 @@ def pinned(argv: list[str], core: str, pin: bool) -> list[str]:
     return argv
 
 
+def spawn_load(module: str, pin: bool) -> subprocess.Popen[bytes]:
+    """A load generator (``python -m MODULE``) on its own core, fed on stdin, answering on
+    stdout, in a session of its own so it can be killed with its children."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(
+        pinned([PYTHON, "-m", module], LOADGEN_CORE, pin),
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

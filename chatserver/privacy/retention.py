@@ -61,7 +61,6 @@ async def sweep(
     now_us: int,
     dry_run: bool,
     remove_file: Callable[[str], None],
-    pause: Callable[[], object] | None = None,
 ) -> dict[str, tuple[int, int | None, dict[str, int]]]:
     """Run every category; answers ``{category: (keep seconds, cutoff µs, counts)}``."""
     results: dict[str, tuple[int, int | None, dict[str, int]]] = {}
@@ -92,8 +91,6 @@ async def sweep(
                 # Rest as long as the batch took: live writes get the writer at
                 # least half of the time, whatever the backlog (bench/README.md).
                 await asyncio.sleep(min(took, MAX_REST_SECONDS))
-                if pause is not None:
-                    await pause()  # type: ignore[misc]
         results[category] = (keep, cutoff, counts)
     return results
 

@@ -22,7 +22,6 @@ import msgspec
 from chatserver.errors import BadRequest, Conflict, NotFound, Unavailable
 from chatserver.store.migrations import MIGRATIONS
 from chatserver.store.models import (
-    Account,
     Agent,
     ApiToken,
     AuditRecord,
@@ -327,9 +326,6 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
             return Visitor(id=visitor_id, account_id=None, created_at=now)
 
         return await self.writer.run(op)
-
-    async def account(self, account_id: str) -> Account | None:
-        return await self.full_account(account_id)
 
     async def start_session(self, info: SessionInfo) -> None:
         def op(conn: sqlite3.Connection, tx: Tx) -> None:

@@ -435,7 +435,7 @@ class SQLitePrivacy:
         rows = await self._rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sub = ?", (sub,))
         return _account(rows[0]) if rows else None
 
-    async def full_account(self, account_id: str) -> Account | None:
+    async def account(self, account_id: str) -> Account | None:
         rows = await self._rows(
             f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
         )
