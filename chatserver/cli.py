@@ -15,6 +15,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chatserver import __version__, cli_privacy
 from chatserver.auth import ROLES, hash_password, new_token, token_hash
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--config", dest="config_sub", help="TOML settings file")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="server processes (default: the setting)"
+    )
     serve.add_argument(
         "--demo", action="store_true", help="also serve /demo and print a demo agent's login"
     )
@@ -75,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
+            if args.workers is not None:
+                settings = settings.replace(workers=args.workers)
             return _serve(settings, args.host, args.port, demo=args.demo)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
@@ -240,9 +246,23 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
             f"  demo compliance API token:  {compliance}\n",
             flush=True,
         )
-    app = create_app(settings, demo=demo, extra_origins=extra)
+    workers = int(settings.workers)
+    if workers > 1 and not settings.broker.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(
+            "several workers need a shared broker: set CHATSERVER_BROKER=redis://host:port/0"
+        )
+    app: Any
+    if workers > 1:
+        from chatserver.web import worker
+
+        worker.hand_over(settings, demo=demo, extra_origins=extra)
+        app = "chatserver.web.worker:app"
+    else:
+        app = create_app(settings, demo=demo, extra_origins=extra)
     uvicorn.run(
         app,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_level=settings.log_level,

@@ -63,8 +63,23 @@ SETTINGS: tuple[Setting, ...] = (
         "store",
         str,
         "",
-        "Store URL: `sqlite:///path/to/chat.db` (PostgreSQL comes with scale-out). "
-        "Empty means `chat.db` inside `data_dir`.",
+        "Store URL: `sqlite:///path/to/chat.db` or `postgresql://user@host:port/db[?schema=name]` "
+        "(several nodes sharing one database). Empty means `chat.db` inside `data_dir`.",
+    ),
+    Setting(
+        "catch_up_interval",
+        Duration,
+        "5s",
+        "With a Redis broker: how often a node asks the store whether its sockets missed a "
+        "message (an event lost with a dead node or a cut connection) and sends it (`off`: never).",
+    ),
+    Setting(
+        "workers",
+        int,
+        1,
+        "Server processes on this host (`chatserver serve`), sharing the listening port. More "
+        "than one needs a Redis broker, so that events reach every process.",
+        minimum=1,
     ),
     Setting(
         "broker",

@@ -26,6 +26,10 @@ class Metrics:
         self.errors: dict[str, int] = {}
         self.messages_received = 0
         self.messages_stored = 0
+        # Times the broker lost events and every socket was brought up to date from the store.
+        self.resyncs = 0
+        # Sockets sent messages found in the store that their events never brought.
+        self.caught_up = 0
         self.registry.register(_Counts(self))
         self.commit_batch = Histogram(
             "chatserver_commit_batch_size",
@@ -85,4 +89,14 @@ class _Counts(Collector):
             "chatserver_messages_stored",
             "Messages newly stored (duplicates excluded).",
             value=m.messages_stored,
+        )
+        yield CounterMetricFamily(
+            "chatserver_broker_resyncs",
+            "Times the broker reconnected and sockets were caught up from the store.",
+            value=m.resyncs,
+        )
+        yield CounterMetricFamily(
+            "chatserver_caught_up",
+            "Replays started because the store had messages a socket's events never brought.",
+            value=m.caught_up,
         )

@@ -17,7 +17,9 @@ import msgspec
 
 class Event(msgspec.Struct, frozen=True):
     topic: str
-    kind: str  # message | typing | read | conversation | created | presence | erased | …
+    # message | typing | read | conversation | created | presence | erased | …; and
+    # ``resync``, made by a broker itself after it lost and regained its connection.
+    kind: str
     frame: str
     conversation_id: str | None = None
     # Per-conversation seq of a message event; 0 for events outside the sequence.

@@ -90,6 +90,9 @@ class RedisBroker:
         self.connections = 0
         # Set once a reconnection has every followed topic confirmed by Redis again.
         self.resubscribed = asyncio.Event()
+        # After a reconnection, once every topic is confirmed again, the node is told
+        # with a ``resync`` event: what was published meanwhile is lost to it.
+        self._resync_due = False
 
     def _client(self, **kwargs: Any) -> aioredis.Redis:
         # No retries inside redis-py: this class reconnects and resubscribes itself.
@@ -269,6 +272,7 @@ class RedisBroker:
                 backoff = min(backoff * 2, self._backoff_max)
                 continue
             if not first:
+                self._resync_due = True
                 log.warning(
                     "redis broker: reconnected to %s, resubscribed to %d topics",
                     self.url,
@@ -291,6 +295,9 @@ class RedisBroker:
     def _check_resubscribed(self) -> None:
         if self.connections > 1 and self.connected.is_set() and not self._pending:
             self.resubscribed.set()
+            if self._resync_due and self._deliver is not None:
+                self._resync_due = False
+                self._deliver(Event(topic="", kind="resync", frame=""))
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

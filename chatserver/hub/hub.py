@@ -146,6 +146,8 @@ class Hub:
         # Told of what happened, once, on the node where it happened (webhooks and the
         # like): ``(event type, data)``; they must not block.
         self.observers: list[Observer] = []
+        # Heads of followed conversations as the store had them at the last catch-up.
+        self._heads_seen: dict[str, int] = {}
 
     async def start(self) -> None:
         await self.origins.reload(self.store)
@@ -357,9 +359,48 @@ class Hub:
         elif kind == "availability":
             for peer in tuple(self._visitors):
                 peer.send(event.frame)
+        elif kind == "resync":
+            self._resync()
         else:
             for peer in tuple(self._topics.get(event.topic, ())):
                 peer.deliver(event)
+
+    async def catch_up_forever(self, interval: float) -> None:
+        """Every ``interval`` seconds, ``catch_up``: the safety net under an at-most-once broker."""
+        while True:
+            await asyncio.sleep(interval)  # a timer: the work is periodic by design
+            try:
+                await self.catch_up()
+            except ChatError as exc:
+                log.warning("catch-up skipped: %s", exc.message)
+
+    async def catch_up(self) -> int:
+        """Send sockets what they missed: messages the store had at the previous check
+        that have still not reached them (their event was lost with a dead node, or
+        while this node's broker connection was cut). Answers how many replays began.
+
+        Comparing with the previous check's heads, not the current ones, leaves
+        alone messages whose events are merely in flight.
+        """
+        followed = {cid for peer in self._peers for cid in peer.cursors}
+        seen, self._heads_seen = self._heads_seen, await self.store.last_seqs(sorted(followed))
+        started = 0
+        for peer in tuple(self._peers):
+            for conversation_id, cursor in tuple(peer.cursors.items()):
+                if not cursor.syncing and cursor.seq < seen.get(conversation_id, 0):
+                    self.spawn(peer.replay(conversation_id, cursor.seq, announce=False))
+                    started += 1
+        self.metrics.caught_up += started
+        return started
+
+    def _resync(self) -> None:
+        """The broker was cut off: whatever was published meanwhile never came. Every
+        socket is brought up to date from the store, the truth, in seq order."""
+        self.metrics.resyncs += 1
+        for peer in tuple(self._peers):
+            for conversation_id, cursor in tuple(peer.cursors.items()):
+                if not cursor.syncing:  # a replay running now reads the store anyway
+                    self.spawn(peer.replay(conversation_id, cursor.seq, announce=False))
 
     def _deliver_conversation(self, event: Event) -> None:
         targets = set(self._topics.get("c:" + (event.conversation_id or ""), ()))
@@ -419,6 +460,10 @@ class Hub:
             if not result.duplicate:
                 self.metrics.messages_stored += 1
                 self._fan_out(result, author, origin=peer)
+            else:
+                # A retry of a message already stored, maybe by a node that died before
+                # its event left: publish it again; sockets that have it drop it by seq.
+                self._publish_message(result, author, origin=peer)
 
         self.store.submit_message(new, done)
 
@@ -442,6 +487,12 @@ class Hub:
         elif message.reopened:
             self.spawn(self._announce_reopened(cid))
         self.emit("message.created", {"message": message})
+        self._publish_message(message, author, origin)
+
+    def _publish_message(
+        self, message: StoredMessage, author: p.Author, origin: Peer | None
+    ) -> None:
+        cid = message.conversation_id
         self.broker.publish(
             Event(
                 topic="c:" + cid,

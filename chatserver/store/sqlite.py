@@ -384,6 +384,17 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
         )
         return _conversation(row) if row else None
 
+    async def last_seqs(self, conversation_ids: list[str]) -> dict[str, int]:
+        heads: dict[str, int] = {}
+        for start in range(0, len(conversation_ids), 500):
+            chunk = conversation_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._rows(
+                f"SELECT id, last_seq FROM conversations WHERE id IN ({marks})", tuple(chunk)
+            )
+            heads.update((row[0], row[1]) for row in rows)
+        return heads
+
     async def visitor_conversations(self, visitor_id: str) -> list[Conversation]:
         rows = await self._rows(
             # A verified visitor sees their account's conversations from every device.

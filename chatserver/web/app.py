@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatserver import useragent
 from chatserver.attachments.service import Attachments
-from chatserver.broker import broker_from_url
+from chatserver.broker import MemoryBroker, broker_from_url
 from chatserver.broker.base import Broker
 from chatserver.clock import Clock
 from chatserver.config import Settings
@@ -167,6 +167,12 @@ def create_app(
             secret_key=secret_key,
         )
         sweeper = asyncio.create_task(privacy.sweeper(), name="retention sweeper")
+        # The in-memory broker never loses an event; any other one might.
+        catch_up = (
+            asyncio.create_task(hub.catch_up_forever(settings.catch_up_interval), name="catch-up")
+            if settings.catch_up_interval and not isinstance(the_broker, MemoryBroker)
+            else None
+        )
         webhooks = await Webhooks.start_for(the_store, settings, hub)
         app.state.webhooks = webhooks
         mail = Mail.start(settings, the_store, hub)
@@ -175,9 +181,11 @@ def create_app(
         finally:
             if mail is not None:
                 await mail.close()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, catch_up):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if webhooks is not None:
                 await webhooks.close()
             await hub.close()
