@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +29,22 @@ DEFAULTS = {"rates": "5000,10000,20000", "duration": 5.0, "warmup": 1.0, "rooms"
 QUICK = {"rates": "500,1000", "duration": 1.0, "warmup": 0.3, "rooms": 5, "idle": 200}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+def add_load_options(p: argparse.ArgumentParser, defaults: dict[str, Any], quick: str) -> None:
+    """The options of an open-loop load run, shared with ``python -m bench.cluster``.
+    ``None`` means "not given": ``finish_load_options`` fills in the defaults."""
     p.add_argument(
-        "--rates", help=f"offered msg/s per step, comma separated (default {DEFAULTS['rates']})"
+        "--rates", help=f"offered msg/s per step, comma separated (default {defaults['rates']})"
     )
     p.add_argument(
-        "--duration", type=float, help=f"measured seconds per step (default {DEFAULTS['duration']})"
+        "--duration", type=float, help=f"measured seconds per step (default {defaults['duration']})"
     )
     p.add_argument(
         "--warmup",
         type=float,
-        help=f"unmeasured seconds at the same rate before each step (default {DEFAULTS['warmup']})",
+        help=f"unmeasured seconds at the same rate before each step (default {defaults['warmup']})",
     )
     p.add_argument(
-        "--rooms", type=int, help=f"rooms of 1 sender + 1 receiver (default {DEFAULTS['rooms']})"
-    )
-    p.add_argument(
-        "--targets",
-        default=",".join(ALL_TARGETS),
-        help="comma separated, from: " + ", ".join(ALL_TARGETS),
-    )
-    p.add_argument(
-        "--idle",
-        type=int,
-        help=f"idle sockets for the memory test, 0 skips it (default {DEFAULTS['idle']})",
+        "--rooms", type=int, help=f"rooms of 1 sender + 1 receiver (default {defaults['rooms']})"
     )
     p.add_argument(
         "--sync",
@@ -62,10 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="chatserver's CHATSERVER_SQLITE_SYNCHRONOUS (default %(default)s)",
     )
     p.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke test: rates 500,1000, 1 s, 5 rooms, 200 idle sockets "
-        "(explicit options still win)",
+        "--quick", action="store_true", help=f"smoke test: {quick} (explicit options still win)"
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     p.add_argument(
@@ -76,8 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "slower websockets asyncio client",
     )
     p.add_argument("--json", type=Path, help="also write the raw results to this file")
-    args = p.parse_args(argv)
-    for name, value in (QUICK if args.quick else DEFAULTS).items():
+
+
+def finish_load_options(
+    p: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    defaults: dict[str, Any],
+    quick: dict[str, Any],
+) -> None:
+    """Defaults (or --quick's values) for what was not given; ``args.rate_list``."""
+    for name, value in (quick if args.quick else defaults).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     try:
@@ -86,12 +83,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--rates: not a list of numbers: {args.rates!r}")
     if not args.rate_list or min(args.rate_list) <= 0:
         p.error("--rates: need at least one positive rate")
+    if args.duration <= 0 or args.rooms <= 0:
+        p.error("--duration and --rooms must be positive")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    add_load_options(p, DEFAULTS, "rates 500,1000, 1 s, 5 rooms, 200 idle sockets")
+    p.add_argument(
+        "--targets",
+        default=",".join(ALL_TARGETS),
+        help="comma separated, from: " + ", ".join(ALL_TARGETS),
+    )
+    p.add_argument(
+        "--idle",
+        type=int,
+        help=f"idle sockets for the memory test, 0 skips it (default {DEFAULTS['idle']})",
+    )
+    args = p.parse_args(argv)
+    finish_load_options(p, args, DEFAULTS, QUICK)
     args.target_list = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = sorted(set(args.target_list) - set(ALL_TARGETS))
     if unknown:
         p.error(f"--targets: unknown {', '.join(unknown)}")
-    if args.duration <= 0 or args.rooms <= 0 or args.idle < 0:
-        p.error("--duration and --rooms must be positive, --idle not negative")
+    if args.idle < 0:
+        p.error("--idle must not be negative")
     return args
 
 
@@ -242,17 +258,7 @@ class Bench:
             f"(+{a.warmup:g} s warm-up), {a.rooms} rooms of 1 sender + 1 receiver, "
             f"open loop"
         )
-        print(
-            f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-            + (
-                "server on core 0, load generator on core 1 (taskset)"
-                if self.pin
-                else "no CPU pinning"
-            )
-        )
-        if a.client == "websockets":
-            clients.use_picows = False
-        print(f"client: {clients.client_name()}; versions: {versions()}")
+        print_machine(self.pin, a.client)
         if "chatserver" in a.target_list:
             print(
                 f"chatserver SQLite synchronous mode: {a.sync} "
@@ -303,6 +309,16 @@ class Bench:
             )
 
 
+def print_machine(pin: bool, client: str) -> None:
+    print(
+        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        + ("server on core 0, load generator on core 1 (taskset)" if pin else "no CPU pinning")
+    )
+    if client == "websockets":
+        clients.use_picows = False
+    print(f"client: {clients.client_name()}; versions: {versions()}")
+
+
 def machine_busy_pct(seconds: float = 1.0) -> float:
     """CPU in use by anything at all, in % of one core, over a short look."""
     import psutil
@@ -326,8 +342,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def drive(make: Callable[[argparse.Namespace, Path], Bench], args: argparse.Namespace) -> int:
+    """Run a bench (``Bench`` or a subclass) to the end or to Ctrl-C/SIGTERM, kill its
+    children, print what it measured."""
     try:
         import psutil  # noqa: F401
     except ImportError:
@@ -338,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="chatserver-bench-"))
-    bench = Bench(args, workdir)
+    bench = make(args, workdir)
     busy = machine_busy_pct()
     if busy > 20:
         bench.notes.append(
@@ -353,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.print_report(started)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return drive(Bench, parse_args(argv))
 
 
 if __name__ == "__main__":

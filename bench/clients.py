@@ -43,6 +43,8 @@ class Conn:
         self.on_frame: Callable[[bytes], None] = self._queue_frame
         self.closed = False
         self.close_info = ""
+        # The client end's TCP port: which server process holds the socket, seen from there.
+        self.local_port = 0
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     def _queue_frame(self, data: bytes) -> None:
@@ -164,6 +166,8 @@ async def connect(
             handshake_s + 1,
         )
         conn.transport = transport
+        with contextlib.suppress(Exception):
+            conn.local_port = int(transport.underlying_transport.get_extra_info("sockname")[1])
         return conn
     from websockets.asyncio.client import connect as ws_connect_fallback
 
@@ -178,4 +182,6 @@ async def connect(
         max_queue=None,
     )
     wconn.start(ws)
+    with contextlib.suppress(Exception):
+        wconn.local_port = int(ws.local_address[1])
     return wconn

@@ -181,27 +181,119 @@ async def send_loop(adapter: Adapter, stats: StepStats, spin: bool) -> None:
                 await asyncio.sleep(max(delay, 0.001))
 
 
+def cores_busy() -> list[float]:
+    """Seconds each core was busy since boot (guest time is inside user already)."""
+    fields = ("user", "nice", "system", "irq", "softirq", "steal")
+    return [sum(getattr(t, f, 0.0) for f in fields) for t in psutil.cpu_times(percpu=True)]
+
+
 def machine_busy_seconds() -> float:
     # Process time only: softirq is mostly the test's own loopback traffic.
     t = psutil.cpu_times()
     return float(t.user + t.nice + t.system)
 
 
-async def sample_window(stats: StepStats, procs: list[psutil.Process]) -> dict[str, float]:
+def find_watched(spec: dict[str, Any]) -> list[psutil.Process]:
+    """Processes named ``spec["name"]``; if ``cmdline_has``/``cmdline_lacks`` are given,
+    only those whose command line holds one of the former or none of the latter (so
+    PostgreSQL's own background processes and the backends of one database, not the
+    backends of other databases)."""
+    has = spec.get("cmdline_has") or []
+    lacks = spec.get("cmdline_lacks") or []
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] != spec["name"]:
+            continue
+        if has or lacks:
+            cmd = " ".join(p.info["cmdline"] or ())
+            if not (any(h in cmd for h in has) or (lacks and not any(x in cmd for x in lacks))):
+                continue
+        found.append(p)
+    return found
+
+
+def _watched_cpu(
+    before: dict[str, list[psutil.Process]],
+    cpu0: dict[str, dict[int, float]],
+    since: float,
+    spec: dict[str, dict[str, Any]],
+) -> dict[str, float]:
+    """CPU seconds of each watched group since ``cpu0``; processes that appeared after
+    the first look and started after ``since`` (wall clock) count whole."""
+    out = {}
+    for label, procs in before.items():
+        total = cpu_seconds(procs) - sum(cpu0[label].values())
+        for p in find_watched(spec[label]):
+            if p.pid in cpu0[label]:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if p.create_time() >= since:
+                    total += cpu_seconds([p])
+        out[label] = max(0.0, total)
+    return out
+
+
+async def sample_window(
+    stats: StepStats, procs: list[psutil.Process], job: dict[str, Any]
+) -> dict[str, Any]:
     me = psutil.Process()
+    watch: dict[str, dict[str, Any]] = job.get("watch") or {}
+    # Found during the warm-up, in a thread: scanning every process takes a while.
+    watched = {label: await asyncio.to_thread(find_watched, spec) for label, spec in watch.items()}
     await sleep_until(stats.window_start)
     cpu0, gen0, all0, w0 = cpu_seconds(procs), cpu_seconds([me]), machine_busy_seconds(), perf()
+    cores0 = cores_busy()
+    wcpu0 = {label: {p.pid: cpu_seconds([p]) for p in ps} for label, ps in watched.items()}
+    since = time.time()
     await sleep_until(stats.window_end)
     cpu1, gen1, all1, w1 = cpu_seconds(procs), cpu_seconds([me]), machine_busy_seconds(), perf()
+    cores1 = cores_busy()
     wall = max(1e-9, w1 - w0)
     # Whatever else ran on the machine (other test runs, services) competes
     # with the measured pair for the two cores; it is reported, not hidden.
     other = (all1 - all0) - (cpu1 - cpu0) - (gen1 - gen0)
-    return {
+    out: dict[str, Any] = {
         "server_cpu": cpu1 - cpu0,
         "gen_cpu_pct": 100.0 * (gen1 - gen0) / wall,
         "other_cpu_pct": max(0.0, 100.0 * other / wall),
         "rss": float(rss_bytes(procs)),
+        # Everything each core ran, softirq (the loopback traffic) included.
+        "cores_busy_pct": [100.0 * (b - a) / wall for a, b in zip(cores0, cores1, strict=True)],
+    }
+    if watch:
+        used = await asyncio.to_thread(_watched_cpu, watched, wcpu0, since, watch)
+        out["watched_cpu_pct"] = {label: 100.0 * s / wall for label, s in used.items()}
+    if job.get("spread"):
+        out["holders"] = await asyncio.to_thread(socket_holders, procs, job["port"])
+    return out
+
+
+def socket_holders(procs: list[psutil.Process], port: int) -> dict[int, int]:
+    """Which server process holds each established socket on the server's port:
+    {client's port: server pid}."""
+    out = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            for c in p.net_connections(kind="tcp"):
+                ours = c.laddr and c.laddr.port == port and c.raddr
+                if ours and c.status == psutil.CONN_ESTABLISHED:
+                    out[c.raddr.port] = p.pid
+    return out
+
+
+def spread(adapter: Adapter, holders: dict[int, int]) -> dict[str, Any]:
+    """Sockets per server process, and how many rooms have their sender and receiver
+    on different processes (their relay crosses the broker)."""
+    per_proc = Counter(holders.values())
+    pairs = [
+        (holders.get(s.local_port), holders.get(r.local_port))
+        for s, r in zip(adapter.senders, adapter.receivers, strict=True)
+    ]
+    known = [(a, b) for a, b in pairs if a is not None and b is not None]
+    return {
+        "sockets_per_proc": {str(pid): n for pid, n in per_proc.items()},
+        "rooms_known": len(known),
+        "rooms_crossing": sum(1 for a, b in known if a != b),
     }
 
 
@@ -253,7 +345,8 @@ async def run_step(
         def on_error(self, code: str, message: str) -> None: ...
         def on_other(self, what: str) -> None: ...
 
-    scrape = job["target"] == "chatserver"
+    # With several server processes, /metrics would be one process's only.
+    scrape = job["target"] == "chatserver" and job.get("scrape", True)
     # A blocking HTTP GET in a thread, outside the timed part of the step.
     before = await asyncio.to_thread(scrape_metrics, job["port"]) if scrape else {}
     adapter = cls(job["port"], int(job["rooms"]), step, SetupSink(), job.get("options", {}))
@@ -271,9 +364,11 @@ async def run_step(
     )
     adapter.sink = stats
     try:
-        sampler = asyncio.create_task(sample_window(stats, procs))
+        sampler = asyncio.create_task(sample_window(stats, procs, job))
         await send_loop(adapter, stats, bool(job.get("spin")))
         window = await sampler
+        if "holders" in window:
+            result.update(spread(adapter, window.pop("holders")))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stats.done.wait(), drain)
         closed = adapter.closed_count()
@@ -310,13 +405,18 @@ async def run_step(
         close_infos=close_infos[:5],
         quiesce_s=waited,
     )
+    for key in ("watched_cpu_pct", "cores_busy_pct"):
+        if key in window:
+            result[key] = window[key]
     gen_lag = sorted(
         (stats.sent[i] - (stats.t0 + i / rate)) * 1000.0 for i in range(stats.n_warm, stats.n_total)
     )
     result["gen_lag_p99"] = pct(gen_lag, 0.99)
     if cls.has_acks:
         ack_lat, ack_missing = stats.latencies(stats.ack)
+        in_window = sum(1 for t in stats.ack if stats.window_start <= t < stats.window_end)
         result.update(
+            acked=in_window / span,
             ack_p50=pct(ack_lat, 0.50),
             ack_p99=pct(ack_lat, 0.99),
             ack_max=ack_lat[-1] if ack_lat else None,

@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,10 +202,17 @@ def create_agent_token(env: dict[str, str], timeout: float = 60.0) -> str:
     return token
 
 
-def start(target: str, workdir: Path, pin: bool, env: dict[str, str] | None = None) -> Server:
+def start(
+    target: str,
+    workdir: Path,
+    pin: bool,
+    env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+) -> Server:
     port = free_port()
     if target == "chatserver":
         argv = [PYTHON, "-m", "chatserver", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv.extend(extra_args)
         health: str | None = "/healthz"
     else:
         argv = [PYTHON, "-m", PEER_MODULES[target], "--host", "127.0.0.1", "--port", str(port)]

@@ -89,6 +89,15 @@ SETTINGS: tuple[Setting, ...] = (
         "(Redis pub/sub between several processes; channel prefix `chatserver:` by default).",
     ),
     Setting(
+        "presence_ttl",
+        float,
+        15.0,
+        "With a Redis broker: seconds within which the other nodes show a stopped node's "
+        "agents offline (killed, or cut off from Redis). Each node renews its presence in "
+        "Redis every third of it.",
+        minimum=0.3,
+    ),
+    Setting(
         "allowed_origins",
         list,
         [],

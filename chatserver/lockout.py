@@ -3,7 +3,8 @@
 Five failures in a row are free; each one after that locks the email for twice
 as long as the last (1 s, 2 s, 4 s … at most 15 minutes). A success clears
 it. Unknown emails are counted the same way, so the answer never tells whether
-an email exists. Kept in memory, bounded, per process.
+an email exists. Kept in memory, bounded, per process; with a Redis broker
+``chatserver.shared.redis`` counts it for the whole cluster (and here alongside).
 """
 
 from __future__ import annotations

@@ -155,8 +155,65 @@ def identity_token(sub: str, *, lifetime: int = 600, **claims: Any) -> str:
     return jwt.encode(payload, IDENTITY_SECRET, algorithm="HS256")
 
 
+# The server-level suite runs on SQLite with the in-memory broker, and again on
+# PostgreSQL with Redis when CHATSERVER_TEST_BACKEND=postgresql (`./run test` does
+# both): each server then gets a fresh schema and a fresh key prefix.
+BACKEND = os.environ.get("CHATSERVER_TEST_BACKEND", "sqlite")
+PG_DSN = os.environ.get("CHATSERVER_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CHATSERVER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Schemas this process made, dropped at the end of the session (tests/conftest.py).
+SCHEMAS: list[str] = []
+# data_dir -> the backend settings of the servers on it, for the CLI run beside them.
+_BACKENDS: dict[str, dict[str, str]] = {}
+
+
+def backend_settings(data_dir: Path) -> dict[str, str]:
+    if BACKEND != "postgresql":
+        return {}
+    known = _BACKENDS.get(str(data_dir))
+    if known is None:
+        schema = "t_" + uuid.uuid4().hex[:12]
+        SCHEMAS.append(schema)
+        known = _BACKENDS[str(data_dir)] = {
+            "store": f"{PG_DSN}?schema={schema}",
+            "broker": f"{REDIS_URL}?prefix=test-{schema}:",
+        }
+    return known
+
+
+def db_rows(data_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of the database the servers on ``data_dir`` use, read beside them as anyone
+    with access would: the SQLite file, or their PostgreSQL schema (``?`` placeholders)."""
+    import sqlite3
+
+    store = backend_settings(data_dir).get("store")
+    if store is None:
+        with contextlib.closing(sqlite3.connect(Path(data_dir) / "chat.db")) as conn:
+            return conn.execute(sql, params).fetchall()
+    import concurrent.futures
+    import itertools
+    import re
+
+    import asyncpg
+
+    dsn, _, schema = store.partition("?schema=")
+    numbers = itertools.count(1)
+    text = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+
+    async def run() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": schema}, timeout=5)
+        try:
+            return [tuple(r) for r in await conn.fetch(text, *params)]
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result()
+
+
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
+        **backend_settings(data_dir),
         "data_dir": str(data_dir),
         "allowed_origins": [ORIGIN],
         "sqlite_synchronous": "NORMAL",
@@ -209,7 +266,12 @@ def cli(
     """Run ``python -m chatserver ARGS`` on ``data_dir``, as an operator would."""
     return subprocess.run(
         [sys.executable, "-m", "chatserver", *args],
-        env={**os.environ, "CHATSERVER_DATA_DIR": str(data_dir), **(env or {})},
+        env={
+            **os.environ,
+            "CHATSERVER_DATA_DIR": str(data_dir),
+            **{f"CHATSERVER_{k.upper()}": v for k, v in backend_settings(data_dir).items()},
+            **(env or {}),
+        },
         input=stdin,
         capture_output=True,
         text=True,

@@ -54,6 +54,9 @@ BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 5.0
 
 _DISCONNECTED = (RedisError, OSError)
+# Put on the publish queue by ``close``: the writer stops when it takes it.
+_STOP: tuple[str, bytes] = ("", b"")
+CLOSE_TIMEOUT = 2.0
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -90,6 +93,7 @@ class RedisBroker:
         self.connections = 0
         # Set once a reconnection has every followed topic confirmed by Redis again.
         self.resubscribed = asyncio.Event()
+        self._closing = False
         # After a reconnection, once every topic is confirmed again, the node is told
         # with a ``resync`` event: what was published meanwhile is lost to it.
         self._resync_due = False
@@ -133,9 +137,18 @@ class RedisBroker:
         if self._tasks and not self._queue.empty():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), 1.0)
+        # redis-py can swallow a cancellation that lands inside a command, leaving a
+        # task to wait on the queue forever: the writer is also told by a sentinel, and
+        # shutdown waits a bounded time for either task.
+        self._closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_STOP)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT)
+            for task in stuck:
+                log.warning("redis broker: %s did not stop in time", task.get_name())
         self._tasks = []
         self._deliver = None
         self.connected.clear()
@@ -204,10 +217,15 @@ class RedisBroker:
         assert self._pub is not None
         pub = self._pub
         backoff = BACKOFF_FIRST
-        while True:
+        while not self._closing:
             batch = [await self._queue.get()]
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            if _STOP in batch:
+                batch = [item for item in batch if item is not _STOP]
+                self._closing = True
+                if not batch:
+                    return
             while True:
                 try:
                     if len(batch) == 1:

@@ -13,9 +13,8 @@ changes for agents) and ``presence``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from chatserver import protocol as p
@@ -23,9 +22,11 @@ from chatserver.broker.base import Broker, Event
 from chatserver.clock import Clock, format_ts
 from chatserver.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, BadRequest, ChatError, NotFound
 from chatserver.hub.peer import Cursor, Peer
-from chatserver.hub.presence import Presence
 from chatserver.metrics import Metrics
 from chatserver.origins import AllowedOrigins
+from chatserver.shared.base import SharedState
+from chatserver.shared.memory import MemoryState
+from chatserver.shared.presence import Change, ClusterPresence
 from chatserver.store.base import Store
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
 
@@ -119,9 +120,11 @@ class Hub:
         metrics: Metrics | None = None,
         assign_capacity: int | None = None,
         origins: AllowedOrigins | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         """``assign_capacity``: auto-assign new conversations to agents holding fewer than
-        this many open ones; None leaves them in Unassigned."""
+        this many open ones; None leaves them in Unassigned. ``shared``: state shared with
+        the cluster's other nodes (presence, the round-robin turn); in memory without it."""
         self.store = store
         self.broker = broker
         self.clock = clock or Clock()
@@ -130,11 +133,16 @@ class Hub:
         self._inbox: set[Peer] = set()
         self._agents: set[Peer] = set()
         self._visitors: set[Peer] = set()
-        self.presence = Presence()
+        self.shared: SharedState = shared or MemoryState()
+        # Agents of the whole cluster; changes are told to this node's sockets.
+        self.presence = ClusterPresence(
+            self.shared,
+            publish=broker.publish,
+            on_change=self._presence_changed,
+            clock=self.clock,
+        )
         self.origins = origins or AllowedOrigins(frozenset())
         self._assign_capacity = assign_capacity
-        self._assign_lock = asyncio.Lock()
-        self._last_assigned = ""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._peers: set[Peer] = set()
         # Identity verification and account linking, when the server has them.
@@ -154,6 +162,8 @@ class Hub:
         await self.broker.start(self.on_event)
         for topic in ("inbox", "presence"):
             await self.broker.subscribe(topic)
+        await self.shared.start()
+        await self.presence.start()
 
     async def close(self) -> None:
         if self.hours is not None:
@@ -164,7 +174,9 @@ class Hub:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.presence.close()
         await self.broker.close()
+        await self.shared.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -193,8 +205,7 @@ class Hub:
             self._visitors.add(peer)
             return
         self._agents.add(peer)
-        with self._presence_changes(peer.principal_id, peer.name):
-            self.presence.join(peer.principal_id, peer.name or "", human=human)
+        self.presence.join(peer.principal_id, peer.name or "", human=human)
         # A new socket hears who was here already; later changes come as they happen.
         for agent_id, name, status in self.presence.everyone():
             if agent_id != peer.principal_id:
@@ -220,23 +231,28 @@ class Hub:
             return
         self._inbox.discard(peer)
         self._agents.discard(peer)
-        with self._presence_changes(peer.principal_id, peer.name):
-            self.presence.leave(peer.principal_id)
+        self.presence.leave(peer.principal_id)
 
     def set_away(self, peer: Peer, away: bool) -> None:
         """An agent says they are away (or back): other agents and visitors hear of it."""
-        with self._presence_changes(peer.principal_id, peer.name):
-            self.presence.set_away(peer.principal_id, away)
+        self.presence.set_away(peer.principal_id, away)
 
-    @contextlib.contextmanager
-    def _presence_changes(self, agent_id: str, name: str | None) -> Iterator[None]:
-        """Publish what a presence change changed: the agent's status, visitors' availability."""
-        status, answering = self.presence.status(agent_id), self.presence.anyone_answering
-        yield
-        if self.presence.status(agent_id) != status:
-            self._publish_presence(agent_id, name, self.presence.status(agent_id))
-        if self.presence.anyone_answering != answering:
-            self._publish_availability()
+    def _presence_changed(self, changes: list[Change], answering_changed: bool) -> None:
+        """The cluster's presence changed (here or on another node, which tells its own
+        sockets itself): this node's agents hear each status, its visitors availability."""
+        for agent_id, name, status in changes:
+            frame = p.encode(
+                p.PresenceAgent(
+                    agent=p.Assignee(id=agent_id, name=name),
+                    status=status,  # type: ignore[arg-type]
+                )
+            )
+            for peer in tuple(self._agents):
+                peer.send(frame)
+        if answering_changed:
+            frame = self.availability_frame()
+            for peer in tuple(self._visitors):
+                peer.send(frame)
 
     @staticmethod
     def owner_topic(peer: Peer) -> str:
@@ -291,7 +307,7 @@ class Hub:
 
     @property
     def agents_online(self) -> bool:
-        """Whether a human agent who is not away has a socket open on this node."""
+        """Whether a human agent who is not away has a socket open on any node."""
         return self.presence.anyone_answering
 
     @property
@@ -324,11 +340,6 @@ class Hub:
         """The admins' origins changed in the store: every node reloads them."""
         self.broker.publish(Event(topic="presence", kind="origins", frame=""))
 
-    def _publish_availability(self) -> None:
-        self.broker.publish(
-            Event(topic="presence", kind="availability", frame=self.availability_frame())
-        )
-
     # ------------------------------------------------------------ events from the broker
 
     def on_event(self, event: Event) -> None:
@@ -340,9 +351,8 @@ class Hub:
                 assert event.conversation_id is not None
                 peer.track(event.conversation_id, syncing=False)
                 peer.send(event.frame)
-        elif kind == "presence":
-            for peer in tuple(self._agents):
-                peer.send(event.frame)
+        elif kind == "here":
+            self.presence.apply(event.frame)
         elif kind == "disconnect":
             for peer in tuple(self._agents):
                 if peer.principal_id == event.principal_id:
@@ -356,9 +366,6 @@ class Hub:
             # An admin saved a new schedule: every node reads it again.
             if self.hours is not None:
                 self.spawn(self.hours.reload())
-        elif kind == "availability":
-            for peer in tuple(self._visitors):
-                peer.send(event.frame)
         elif kind == "resync":
             self._resync()
         else:
@@ -397,6 +404,7 @@ class Hub:
         """The broker was cut off: whatever was published meanwhile never came. Every
         socket is brought up to date from the store, the truth, in seq order."""
         self.metrics.resyncs += 1
+        self.presence.refresh_soon()
         for peer in tuple(self._peers):
             for conversation_id, cursor in tuple(peer.cursors.items()):
                 if not cursor.syncing:  # a replay running now reads the store anyway
@@ -423,15 +431,6 @@ class Hub:
         visitor_frame = event.visitor_frame or event.frame
         for peer in targets:
             peer.send(visitor_frame if peer.is_visitor else event.frame)
-
-    def _publish_presence(self, agent_id: str, name: str | None, status: str) -> None:
-        frame = p.encode(
-            p.PresenceAgent(
-                agent=p.Assignee(id=agent_id, name=name or ""),
-                status=status,  # type: ignore[arg-type]
-            )
-        )
-        self.broker.publish(Event(topic="presence", kind="presence", frame=frame))
 
     # ------------------------------------------------------------ messages
 
@@ -460,6 +459,7 @@ class Hub:
             if not result.duplicate:
                 self.metrics.messages_stored += 1
                 self._fan_out(result, author, origin=peer)
+                peer.acked(result.conversation_id, result.seq)
             else:
                 # A retry of a message already stored, maybe by a node that died before
                 # its event left: publish it again; sockets that have it drop it by seq.
@@ -509,25 +509,26 @@ class Hub:
         """Give a new conversation to the next agent in turn who is online and under capacity.
 
         Answers the agent's id, or None when nobody can take it (it stays in
-        Unassigned). One assignment at a time, so two new conversations never
-        both see the same agent as under capacity.
+        Unassigned). One assignment at a time in the whole cluster (the shared
+        turn), so two new conversations never both see the same agent as under
+        capacity, and turns rotate across the agents of every node.
         """
         if self._assign_capacity is None:
             return None
-        async with self._assign_lock:
+        async with self.shared.assignment_turn() as turn:
             candidates = self.presence.answering()
             if not candidates:
                 return None
             load = await self.store.assigned_load(candidates)
             # Round-robin: start after the agent who got the last one.
-            start = next((i for i, a in enumerate(candidates) if a > self._last_assigned), 0)
+            start = next((i for i, a in enumerate(candidates) if a > turn.last), 0)
             for agent_id in candidates[start:] + candidates[:start]:
                 if load.get(agent_id, 0) < self._assign_capacity:
                     try:
                         await self.update_conversation(conversation_id, assignee_id=agent_id)
                     except ChatError:
                         continue  # deactivated meanwhile: try the next
-                    self._last_assigned = agent_id
+                    turn.last = agent_id
                     return agent_id
             return None
 

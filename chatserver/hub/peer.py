@@ -190,6 +190,18 @@ class Peer:
             cursor.seq = cursor.floor = last_seq
         self._end_sync(conversation_id, cursor)
 
+    def acked(self, conversation_id: str, seq: int) -> None:
+        """This socket sent message ``seq`` and had its ack: it has it.
+
+        Its own event, coming back through the broker, would only move the cursor;
+        if that event is lost (a subscription not yet confirmed, a broker cut), the
+        next one would look like a gap, and the refill would send the socket its
+        own message a second time.
+        """
+        cursor = self.cursors.get(conversation_id)
+        if cursor is not None and not cursor.syncing and seq == cursor.seq + 1:
+            cursor.seq = seq
+
     def untrack(self, conversation_id: str) -> None:
         if self.cursors.pop(conversation_id, None) is not None:
             self.hub.detach(self, "c:" + conversation_id)

@@ -2,7 +2,8 @@
 
 Each request can send an email to an address the visitor typed, so without a
 limit the chat would be a way to send mail to anyone. In memory, per process: a
-restart forgets it, which at worst lets a few more through once.
+restart forgets it, which at worst lets a few more through once. With a Redis
+broker ``chatserver.shared.redis`` counts it for the whole cluster.
 """
 
 from __future__ import annotations

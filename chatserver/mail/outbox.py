@@ -20,7 +20,7 @@ import aiosmtplib
 from chatserver.clock import Clock
 from chatserver.config import Settings
 from chatserver.mail.render import envelope_sender
-from chatserver.mail.store import Due, MailStore
+from chatserver.mail.store import Due, MailDb
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _permanent(exc: BaseException) -> bool:
 
 
 class Outbox:
-    def __init__(self, store: MailStore, settings: Settings, clock: Clock) -> None:
+    def __init__(self, store: MailDb, settings: Settings, clock: Clock) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock

@@ -27,7 +27,6 @@ from chatserver.auth import token_hash
 from chatserver.clock import Clock, uuid7
 from chatserver.config import Settings, SettingsError
 from chatserver.errors import BadRequest, NotFound, RateLimited, Unavailable
-from chatserver.mail.limits import SlidingWindow
 from chatserver.mail.outbox import Outbox
 from chatserver.mail.render import (
     Renderer,
@@ -37,7 +36,9 @@ from chatserver.mail.render import (
     pick_locale,
     valid_address,
 )
-from chatserver.mail.store import Confirmation, MailStore, OutboxRow
+from chatserver.mail.store import Confirmation, MailDb, MailStore, OutboxRow
+from chatserver.shared.base import Limiter
+from chatserver.shared.memory import MemoryLimiter
 from chatserver.store.models import Conversation, StoredMessage
 from chatserver.store.sqlite import SQLiteStore
 
@@ -54,6 +55,19 @@ _PAGE = 500
 MAX_TOKEN_CHARS = 100
 
 
+def mail_store_for(store: object) -> MailDb | None:
+    """The outbox and confirmations on ``store``'s database; None for a store without them."""
+    if isinstance(store, SQLiteStore):
+        return MailStore(store)
+    from chatserver.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        from chatserver.mail.pg_store import PgMailStore
+
+        return PgMailStore(store)
+    return None
+
+
 class LinkRefused(Exception):
     """A confirmation link that cannot be used: ``invalid``, ``expired`` or ``used``."""
 
@@ -64,14 +78,20 @@ class LinkRefused(Exception):
 
 
 class Mail:
-    def __init__(self, store: SQLiteStore, settings: Settings, clock: Clock) -> None:
+    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+        db = mail_store_for(store)
+        if db is None:
+            raise SettingsError("email needs the SQLite or the PostgreSQL store")
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.db = MailStore(store)
+        self.db = db
         self.renderer = Renderer()
         self.outbox = Outbox(self.db, settings, clock)
-        self.limiter = SlidingWindow(int(settings.transcript_requests_per_hour), 3600 * 1_000_000)
+        # Per visitor and per IP; ``start`` shares it with the cluster's other nodes.
+        self.limiter: Limiter = MemoryLimiter(
+            int(settings.transcript_requests_per_hour), 3600 * 1_000_000
+        )
         self.public_url = str(settings.public_url).rstrip("/")
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -86,14 +106,17 @@ class Mail:
             )
         if settings.public_url and not str(settings.public_url).startswith(("https://", "http://")):
             raise SettingsError("public_url: expected https://host[:port][/path]")
-        if not isinstance(store, SQLiteStore):
-            raise SettingsError("email needs the SQLite store")
+        if mail_store_for(store) is None:
+            raise SettingsError("email needs the SQLite or the PostgreSQL store")
         if not settings.public_url:
             log.warning(
                 "public_url is not set: emails carry no console links, and transcripts go "
                 "to verified addresses only"
             )
         mail = cls(store, settings, hub.clock)
+        mail.limiter = hub.shared.limiter(
+            "transcript", int(settings.transcript_requests_per_hour), 3600 * 1_000_000
+        )
         hub.mail = mail
         hub.observers.append(mail.observe)
         mail.outbox.start()
@@ -231,18 +254,18 @@ class Mail:
                     "this server cannot send confirmation links (no public_url): "
                     "transcripts go only to a verified account's address"
                 )
-        keys = ["v:" + visitor_id] + (["ip:" + ip] if ip else [])
-        now = self.clock.now_us()
-        wait = self.limiter.retry_after(keys, now)
-        if wait is not None:
-            raise RateLimited(
-                f"too many transcript requests: try again in {wait} s", retry_after=wait
-            )
         conversation = await self.store.conversation(conversation_id)
         if conversation is None:
             raise NotFound("no such conversation")
         chosen = pick_locale(locale or await self._session_locale(visitor_id))
-        self.limiter.add(keys, now)
+        keys = ["v:" + visitor_id] + (["ip:" + ip] if ip else [])
+        now = self.clock.now_us()
+        # Checked and counted in one step: two nodes never both let the last one through.
+        wait = await self.limiter.take(keys, now)
+        if wait is not None:
+            raise RateLimited(
+                f"too many transcript requests: try again in {wait} s", retry_after=wait
+            )
         if to_account is not None:
             row = await self._transcript(conversation, to_account, chosen, visitor_id, now)
             await self.db.enqueue([row])

@@ -9,7 +9,7 @@ takes their emails and confirmations with it.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -48,6 +48,21 @@ class Confirmation(msgspec.Struct, frozen=True):
     created_at: int
     expires_at: int
     used_at: int | None = None
+
+
+class MailDb(Protocol):
+    """What the mail service and the outbox worker use of a mail store: ``MailStore`` on
+    SQLite, ``chatserver.mail.pg_store.PgMailStore`` on PostgreSQL."""
+
+    async def enqueue(self, rows: list[OutboxRow]) -> None: ...
+    async def claim_due(self, now: int, lease_until: int, limit: int) -> list[Due]: ...
+    async def remove(self, message_id: str) -> None: ...
+    async def retry_later(self, message_id: str, at: int, error: str) -> None: ...
+    async def next_due(self) -> int | None: ...
+    async def add_confirmation(self, confirmation: Confirmation, email: OutboxRow) -> None: ...
+    async def confirmation(self, token_hash: str) -> Confirmation | None: ...
+    async def consume(self, token_hash: str, now: int, email: OutboxRow) -> bool: ...
+    async def purge_expired(self, now: int, keep_us: int) -> int: ...
 
 
 _CONFIRMATION_COLUMNS = (

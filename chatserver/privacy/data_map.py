@@ -1709,6 +1709,29 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             retention=_CONFIRM_RETENTION,
         ),
     },
+    "job_leases": {
+        "name": Column(
+            personal=False,
+            what="A singleton background job (`retention`: the sweeper).",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+        "holder": Column(
+            personal=False,
+            what="Random id of the server process (node) that runs it, made at its start.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+        "until": Column(
+            personal=False,
+            what="When the lease ends unless renewed; then any node may take it.",
+            export=_NO_PERSONAL,
+            erasure=_KEPT_NO_PERSONAL,
+            retention=_NONE_NO_PERSONAL,
+        ),
+    },
     "schema_migrations": {
         "version": Column(
             personal=False,

@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from chatserver.privacy import export_files, retention
 from chatserver.privacy.audit import ChainReport, verify_chain
 from chatserver.privacy.export import shape_export
 from chatserver.privacy.identity import Identity, IdentityVerifier, pid_hash
+from chatserver.privacy.retention import RetentionReport
 from chatserver.store.base import Store
 from chatserver.store.models import (
     Account,
@@ -44,6 +46,11 @@ from chatserver.store.sqlite_privacy import PROFILE_FIELDS
 log = logging.getLogger(__name__)
 
 AUDIT_PAGE = 1000
+
+# This server process, as the holder of singleton jobs' leases (``Store.claim_job``):
+# with several nodes on one database, the one holding ``retention`` sweeps.
+NODE_ID = uuid.uuid4().hex
+RETENTION_JOB = "retention"
 
 
 class Actor(msgspec.Struct, frozen=True):
@@ -71,8 +78,10 @@ class Privacy:
         verifier: IdentityVerifier | None = None,
         on_erased: ErasedHook | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        node_id: str = NODE_ID,
     ) -> None:
         self.store = store
+        self.node_id = node_id
         self.settings = settings
         self.clock = clock
         self.secret_key = secret_key
@@ -421,18 +430,32 @@ class Privacy:
             )
 
     async def sweeper(self) -> None:
-        """The server's background sweeper: a real run every ``retention_interval``."""
+        """The server's background sweeper: a real run every ``retention_interval``, by
+        whichever node holds the ``retention`` lease."""
         interval = int(self.settings.retention_interval)
         if interval <= 0:
             return
         while True:
             try:
-                await self.retention(SYSTEM, dry_run=False)
+                await self.sweep_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("retention run failed; the next one tries again")
             await asyncio.sleep(interval)
+
+    async def sweep_once(self) -> RetentionReport | None:
+        """One of the sweeper's runs, made only if this node holds (or now takes) the
+        ``retention`` lease; None when another node does.
+
+        The lease lasts two intervals and the holder renews it at each run, so one node
+        sweeps while it lives, and another takes over two intervals after it stops.
+        """
+        lease_us = 2 * max(int(self.settings.retention_interval), 1) * 1_000_000
+        now = self.clock.now_us()
+        if not await self.store.claim_job(RETENTION_JOB, self.node_id, now, lease_us):
+            return None
+        return await self.retention(SYSTEM, dry_run=False)
 
     # ------------------------------------------------------------ audit (P14)
 

@@ -16,7 +16,14 @@ from chatserver.store.sqlite import SQLiteStore
 def store_from_url(url: str, **options: Any) -> Store:
     if url.startswith("sqlite:///"):
         return SQLiteStore.from_url(url, **options)
-    raise ValueError(f"unsupported store URL {url!r} (this build knows sqlite:///…)")
+    if url.startswith(("postgresql://", "postgres://")):
+        # Imported here: a single node on SQLite never loads the PostgreSQL driver.
+        from chatserver.store.postgres import PostgresStore
+
+        return PostgresStore.from_url(url, **options)
+    raise ValueError(
+        f"unsupported store URL {url!r} (this build knows sqlite:///… and postgresql://…)"
+    )
 
 
 __all__ = ["SQLiteStore", "Store", "store_from_url"]

@@ -438,4 +438,17 @@ CREATE INDEX mail_confirmations_visitor ON mail_confirmations(visitor_id);
 CREATE INDEX mail_confirmations_conversation ON mail_confirmations(conversation_id);
 """,
     ),
+    (
+        12,
+        "job leases: one node at a time runs a background sweep",
+        """
+-- Who runs a singleton background job (the retention sweeper) until when
+-- (Store.claim_job). A node that stops holds it until `until` passes.
+CREATE TABLE job_leases (
+    name   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  INTEGER NOT NULL
+);
+""",
+    ),
 )

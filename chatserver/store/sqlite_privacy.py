@@ -67,6 +67,14 @@ RETENTION_CATEGORIES = (
     "webhooks",
 )
 
+# Take a job's lease when it is free, expired or the caller's already; the
+# parameters are the name, holder, new end of the lease and now. Both stores run it.
+CLAIM_JOB_SQL = (
+    "INSERT INTO job_leases (name, holder, until) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until "
+    "WHERE job_leases.holder = excluded.holder OR job_leases.until <= ?"
+)
+
 # A conversation is deletable when neither it nor its person is on legal hold.
 _NOT_HELD = (
     "c.legal_hold = 0 "
@@ -841,79 +849,11 @@ class SQLitePrivacy:
         this one: what they remove is not counted again here, and what their
         removal frees (a visitor left with nothing) is.
         """
-        earlier = earlier or {}
-        if category in _EXPIRED_CONVERSATIONS:
-            where = _EXPIRED_CONVERSATIONS[category]
-            params: list[int] = [cutoff]
-            if category == "resolved" and "anonymous" in earlier:
-                where += " AND NOT " + _EXPIRED_CONDITION["anonymous"].format(c="c")
-                params.append(earlier["anonymous"])
-            rows = await self._rows(
-                "SELECT count(*), coalesce(sum((SELECT count(*) FROM messages m "
-                f"WHERE m.conversation_id = c.id)), 0) {where}",
-                tuple(params),
-            )
-            return {"conversations": rows[0][0], "messages": rows[0][1]}
-        if category == "sessions":
-            rows = await self._rows(
-                "SELECT count(*) FROM visitor_sessions s WHERE s.last_seen_at < ? AND "
-                + _SESSION_NOT_HELD,
-                (cutoff,),
-            )
-            before = [c for c in ("anonymous", "resolved") if c in earlier]
-            gone = [_EXPIRED_CONDITION[c].format(c="c") for c in before]
-            orphans = _ORPHAN_VISITORS_FROM
-            if gone:
-                # Conversations an earlier category removes do not keep their visitor.
-                orphans = orphans.replace(
-                    "WHERE c.visitor_id = v.id)",
-                    f"WHERE c.visitor_id = v.id AND NOT ({' OR '.join(gone)}))",
-                )
-            visitors = await self._rows(
-                f"SELECT count(*) {orphans}",
-                (
-                    cutoff,
-                    *(earlier[c] for c in before),
-                    cutoff,
-                ),
-            )
-            return {"sessions": rows[0][0], "visitors": visitors[0][0]}
-        if category == "ip":
-            sql = (
-                "SELECT count(*) FROM visitor_sessions s WHERE s.ip_truncated_at IS NULL "
-                "AND s.ip IS NOT NULL AND s.started_at < ? AND " + _SESSION_NOT_HELD
-            )
-            ip_params: tuple[int, ...] = (cutoff,)
-            if "sessions" in earlier:
-                # Sessions the ``sessions`` rule deletes are not truncated first.
-                sql += " AND s.last_seen_at >= ?"
-                ip_params = (cutoff, earlier["sessions"])
-            rows = await self._rows(sql, ip_params)
-            return {"ip_addresses": rows[0][0]}
-        if category == "exports":
-            rows = await self._rows(
-                "SELECT count(*) FROM export_files WHERE created_at < ?", (cutoff,)
-            )
-            return {"export_files": rows[0][0]}
-        if category == "audit":
-            rows = await self._rows("SELECT count(*) FROM audit_log WHERE at < ?", (cutoff,))
-            return {"audit_entries": rows[0][0]}
-        if category == "webhooks":
-            sql = "SELECT count(*) FROM webhook_deliveries d WHERE d.created_at < ?"
-            hook_params: list[int] = [cutoff]
-            for earlier_category in ("anonymous", "resolved"):
-                if earlier_category in earlier:
-                    # A pending delivery goes with its conversation, uncounted, before this.
-                    sql += (
-                        " AND NOT EXISTS (SELECT 1 FROM conversations wc WHERE "
-                        "wc.id = d.conversation_id AND "
-                        + _EXPIRED_CONDITION[earlier_category].format(c="wc")
-                        + ")"
-                    )
-                    hook_params.append(earlier[earlier_category])
-            rows = await self._rows(sql, tuple(hook_params))
-            return {"webhook_deliveries": rows[0][0]}
-        raise ValueError(f"no retention category {category!r}")
+        counts: dict[str, int] = {}
+        for keys, sql, params in retention_count_queries(category, cutoff, earlier or {}):
+            row = (await self._rows(sql, params))[0]
+            counts.update((key, int(value)) for key, value in zip(keys, row, strict=True))
+        return counts
 
     async def retention_batch(
         self, category: str, cutoff: int, *, now: int, limit: int
@@ -982,6 +922,21 @@ class SQLitePrivacy:
             )
         )
 
+    # ------------------------------------------------------------ singleton jobs
+
+    async def claim_job(self, name: str, holder: str, now: int, lease_us: int) -> bool:
+        """Take or renew the lease on background job ``name`` until ``now + lease_us``.
+
+        True when ``holder`` holds it now: it was free, it had expired, or it was
+        ``holder``'s already. Nodes sharing the database call this before each
+        run of a sweep, so one of them runs it at a time.
+        """
+
+        def op(conn: sqlite3.Connection, tx: Tx) -> bool:
+            return conn.execute(CLAIM_JOB_SQL, (name, holder, now + lease_us, now)).rowcount > 0
+
+        return await self.writer.run(op)
+
 
 _ORPHAN_VISITORS_FROM = (
     "FROM visitors v WHERE v.account_id IS NULL AND v.legal_hold = 0 AND v.last_seen_at < ? "
@@ -989,6 +944,89 @@ _ORPHAN_VISITORS_FROM = (
     "AND NOT EXISTS (SELECT 1 FROM visitor_sessions s WHERE s.visitor_id = v.id "
     "AND s.last_seen_at >= ?)"
 )
+
+
+CountQuery = tuple[tuple[str, ...], str, tuple[Any, ...]]
+
+
+def retention_count_queries(
+    category: str, cutoff: int, earlier: dict[str, int]
+) -> list[CountQuery]:
+    """The queries ``retention_count`` runs, shared by both stores: each answers one row,
+    whose values are the counts named by its keys. Placeholders are ``?``."""
+    if category in _EXPIRED_CONVERSATIONS:
+        where = _EXPIRED_CONVERSATIONS[category]
+        params: list[int] = [cutoff]
+        if category == "resolved" and "anonymous" in earlier:
+            where += " AND NOT " + _EXPIRED_CONDITION["anonymous"].format(c="c")
+            params.append(earlier["anonymous"])
+        return [
+            (
+                ("conversations", "messages"),
+                "SELECT count(*), CAST(coalesce(sum((SELECT count(*) FROM messages m "
+                f"WHERE m.conversation_id = c.id)), 0) AS BIGINT) {where}",
+                tuple(params),
+            )
+        ]
+    if category == "sessions":
+        before = [c for c in ("anonymous", "resolved") if c in earlier]
+        gone = [_EXPIRED_CONDITION[c].format(c="c") for c in before]
+        orphans = _ORPHAN_VISITORS_FROM
+        if gone:
+            # Conversations an earlier category removes do not keep their visitor.
+            orphans = orphans.replace(
+                "WHERE c.visitor_id = v.id)",
+                f"WHERE c.visitor_id = v.id AND NOT ({' OR '.join(gone)}))",
+            )
+        return [
+            (
+                ("sessions",),
+                "SELECT count(*) FROM visitor_sessions s WHERE s.last_seen_at < ? AND "
+                + _SESSION_NOT_HELD,
+                (cutoff,),
+            ),
+            (
+                ("visitors",),
+                f"SELECT count(*) {orphans}",
+                (cutoff, *(earlier[c] for c in before), cutoff),
+            ),
+        ]
+    if category == "ip":
+        sql = (
+            "SELECT count(*) FROM visitor_sessions s WHERE s.ip_truncated_at IS NULL "
+            "AND s.ip IS NOT NULL AND s.started_at < ? AND " + _SESSION_NOT_HELD
+        )
+        ip_params: tuple[int, ...] = (cutoff,)
+        if "sessions" in earlier:
+            # Sessions the ``sessions`` rule deletes are not truncated first.
+            sql += " AND s.last_seen_at >= ?"
+            ip_params = (cutoff, earlier["sessions"])
+        return [(("ip_addresses",), sql, ip_params)]
+    if category == "exports":
+        return [
+            (
+                ("export_files",),
+                "SELECT count(*) FROM export_files WHERE created_at < ?",
+                (cutoff,),
+            )
+        ]
+    if category == "audit":
+        return [(("audit_entries",), "SELECT count(*) FROM audit_log WHERE at < ?", (cutoff,))]
+    if category == "webhooks":
+        sql = "SELECT count(*) FROM webhook_deliveries d WHERE d.created_at < ?"
+        hook_params: list[int] = [cutoff]
+        for earlier_category in ("anonymous", "resolved"):
+            if earlier_category in earlier:
+                # A pending delivery goes with its conversation, uncounted, before this.
+                sql += (
+                    " AND NOT EXISTS (SELECT 1 FROM conversations wc WHERE "
+                    "wc.id = d.conversation_id AND "
+                    + _EXPIRED_CONDITION[earlier_category].format(c="wc")
+                    + ")"
+                )
+                hook_params.append(earlier[earlier_category])
+        return [(("webhook_deliveries",), sql, tuple(hook_params))]
+    raise ValueError(f"no retention category {category!r}")
 
 
 def _apply_field(

@@ -31,6 +31,7 @@ from chatserver.opening_hours import OpeningHours
 from chatserver.origins import AllowedOrigins, normalise_origin
 from chatserver.privacy.service import Privacy
 from chatserver.sessions import load_secret_key
+from chatserver.shared import state_from_url
 from chatserver.store import store_from_url
 from chatserver.store.base import Store
 from chatserver.web import (
@@ -139,6 +140,9 @@ def create_app(
             metrics=metrics,
             assign_capacity=settings.agent_capacity if settings.auto_assign else None,
             origins=AllowedOrigins(fixed_origins(settings.allowed_origins, extra_origins)),
+            # Presence, the round-robin turn, lock-out and limits: in the broker's Redis
+            # (for every node) with a redis:// broker, else in memory.
+            shared=state_from_url(settings.broker, presence_ttl=settings.presence_ttl),
         )
         secret_key = load_secret_key(settings.secret_key, settings.data_dir)
         privacy = Privacy(
@@ -165,6 +169,7 @@ def create_app(
             metrics=metrics,
             privacy=privacy,
             secret_key=secret_key,
+            lockout=hub.shared.lockout,
         )
         sweeper = asyncio.create_task(privacy.sweeper(), name="retention sweeper")
         # The in-memory broker never loses an event; any other one might.

@@ -42,7 +42,7 @@ async def login(request: Request) -> Response:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise BadRequest(f"send JSON {{email, password}}: {exc}") from None
     email = body.email.strip().lower()
-    wait = state.lockout.wait_seconds(email)
+    wait = await state.lockout.wait_seconds(email)
     if wait > 0:
         raise RateLimited(
             f"too many failed sign-ins: try again in {ceil(wait)} s", retry_after=ceil(wait)
@@ -52,13 +52,13 @@ async def login(request: Request) -> Response:
         # Hash anyway: the answer takes as long as for a known email, so emails
         # cannot be probed by timing.
         await hash_password(body.password)
-        state.lockout.failed(email)
+        await state.lockout.failed(email)
         raise Unauthorized("wrong email or password")
     ok = await verify_password(found[1], body.password)
     if not ok or not found[0].active or found[0].kind != "human":
-        state.lockout.failed(email)
+        await state.lockout.failed(email)
         raise Unauthorized("wrong email or password")
-    state.lockout.succeeded(email)
+    await state.lockout.succeeded(email)
     agent = found[0]
     session = make_session(state.secret_key, agent.id)
     response = JSONResponse({"agent": agent_json(agent)})

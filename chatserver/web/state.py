@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from chatserver.broker.base import Broker
 from chatserver.config import Settings
 from chatserver.hub.hub import Hub
-from chatserver.lockout import LockOut
 from chatserver.metrics import Metrics
 from chatserver.privacy.service import Privacy
+from chatserver.shared.base import LockOutStore
+from chatserver.shared.memory import MemoryLockOut
 from chatserver.store.base import Store
 
 
@@ -22,4 +23,5 @@ class AppState:
     metrics: Metrics
     privacy: Privacy
     secret_key: bytes = b""
-    lockout: LockOut = field(default_factory=LockOut)
+    # Sign-in lock-out: the cluster's (shared state), or this process's.
+    lockout: LockOutStore = field(default_factory=MemoryLockOut)

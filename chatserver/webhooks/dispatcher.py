@@ -8,10 +8,15 @@ retried after ``webhook_retry_base`` seconds, then twice that, and so on up to
 an hour, each wait stretched by a random 0-50 % so that endpoints coming back
 after an outage are not hit by every sender at once; after
 ``webhook_max_attempts`` the delivery is given up. A shutdown in the middle of
-an attempt leaves the delivery pending: it is sent again after the restart.
+an attempt leaves the delivery pending: it is given back (``release``) and sent
+again after the restart.
 
-With several server nodes each would run this over the same outbox; that needs
-a claim on each row first (not built: the SQLite store is one node).
+Every node runs this over the same outbox. Taking deliveries is a claim with a
+lease (``WebhookOutbox.due``): a delivery being attempted here is not taken by
+another node, and one whose node died mid-attempt is taken again once the lease
+(longer than any attempt can take) has run out: at least once, never lost. The
+loop looks at the outbox at least every ``IDLE_POLL`` seconds even when nothing
+woke it, so work queued or abandoned by other nodes is found.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from chatserver import __version__
 from chatserver.clock import Clock
 from chatserver.config import Settings
 from chatserver.webhooks.signing import HEADER, sign
-from chatserver.webhooks.store import Attempt, Due, WebhookStore
+from chatserver.webhooks.store import Attempt, Due, WebhookOutbox
 from chatserver.webhooks.urls import Refused, resolve
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,11 @@ CONCURRENCY = 8
 ERROR_CHARS = 200
 # After the outbox could not be read: wait this long (or for new work) before trying again.
 STORE_RETRY = 1.0
+# Look at the outbox at least this often (s): other nodes queue work and leases run out.
+IDLE_POLL = 30.0
+# A claimed delivery is held by this node for at least this long (s), and for at least
+# four times the attempt timeout (an attempt is a lookup and a POST, each bounded by it).
+MIN_LEASE = 60.0
 
 
 def backoff(attempts: int, base: float, rand: float) -> float:
@@ -54,7 +64,7 @@ def backoff(attempts: int, base: float, rand: float) -> float:
 class Dispatcher:
     def __init__(
         self,
-        outbox: WebhookStore,
+        outbox: WebhookOutbox,
         settings: Settings,
         clock: Clock,
         *,
@@ -67,8 +77,10 @@ class Dispatcher:
         self.base = float(settings.webhook_retry_base)
         self.timeout = float(settings.webhook_timeout)
         self.concurrency = concurrency
+        self.lease_us = int(max(MIN_LEASE, 4 * self.timeout) * 1_000_000)
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._claims: dict[str, Due] = {}
         # No pooled connections: each request goes to an address checked just before
         # (``urls.resolve``), and a pooled TLS connection to one host name must never
         # carry another name's request. No proxies from the environment either: they
@@ -85,11 +97,18 @@ class Dispatcher:
         self._wake.set()
 
     async def close(self) -> None:
+        claims = list(self._claims.values())
         for task in list(self._inflight.values()):
             task.cancel()
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         await self.client.aclose()
+        # What was being attempted is due again at once (for a restart, or another node),
+        # not only when its lease runs out. Attempts that were logged are left as they are.
+        try:
+            await self.outbox.release(claims, self.clock.now_us())
+        except Exception as exc:  # the leases run out by themselves
+            log.warning("webhook deliveries not given back at shutdown: %s", exc)
 
     async def run(self) -> None:
         while True:
@@ -102,8 +121,9 @@ class Dispatcher:
                 log.exception("webhook outbox unreadable; trying again")
                 timeout = STORE_RETRY
             if timeout is None or timeout > 0:
+                wait = IDLE_POLL if timeout is None else min(timeout, IDLE_POLL)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _dispatch_due(self) -> float | None:
         """Start what is due; answers how long to wait (None: until woken)."""
@@ -111,10 +131,12 @@ class Dispatcher:
         if free <= 0:
             return None  # an attempt finishing wakes the loop
         skip = set(self._inflight)
-        due = await self.outbox.due(self.clock.now_us(), skip=skip, limit=free)
+        now = self.clock.now_us()
+        due = await self.outbox.due(now, skip=skip, limit=free, lease_until=now + self.lease_us)
         for delivery in due:
             task = asyncio.get_running_loop().create_task(self._attempt(delivery))
             self._inflight[delivery.id] = task
+            self._claims[delivery.id] = delivery
         if len(due) == free:
             return 0.0  # perhaps more is due already
         upcoming = await self.outbox.next_due(skip=set(self._inflight))
@@ -149,10 +171,14 @@ class Dispatcher:
             raise  # shutting down: the delivery stays pending and goes after a restart
         except Exception:
             log.exception("webhook delivery %s: could not record the attempt", due.id)
-            # Still due, it would be taken again at once: hold it (in flight) a while.
+            # Hold it (in flight) a while, then give it back to be tried again; if even
+            # that fails, its lease runs out by itself.
             await asyncio.sleep(STORE_RETRY)
+            with contextlib.suppress(Exception):
+                await self.outbox.release([due], self.clock.now_us())
         finally:
             self._inflight.pop(due.id, None)
+            self._claims.pop(due.id, None)
             self._wake.set()
 
     async def send(self, due: Due) -> tuple[int | None, str | None]:

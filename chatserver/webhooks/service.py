@@ -4,7 +4,8 @@ admin operations, and the dispatcher's lifetime.
 The observer runs on the event loop inside the hub's commit callbacks, so it
 must not block: it shapes one payload per subscribed endpoint and hands the
 rows to the store's writer without awaiting. Endpoints are read from the
-store once at start and again after each change made here (one node).
+store at start, after each change made here, and every ``ENDPOINTS_REFRESH``
+seconds (a change made through another node of the cluster).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from chatserver.webhooks.store import (
     Delivery,
     Endpoint,
     NewDelivery,
-    SQLiteLike,
+    WebhookOutbox,
     WebhookStore,
 )
 from chatserver.webhooks.urls import check_url
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
+# Seconds between reads of the endpoints, for changes made through another node.
+ENDPOINTS_REFRESH = 10.0
 
 
 def new_secret() -> str:
@@ -53,29 +56,45 @@ def envelope(delivery_id: str, event_type: str, created_at: int, data: dict[str,
     )
 
 
+def webhook_store_for(store: object) -> WebhookOutbox | None:
+    """The endpoints and the outbox on ``store``'s database; None for a store without them."""
+    if isinstance(store, SQLiteStore):
+        return WebhookStore(store)
+    from chatserver.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        from chatserver.webhooks.pg_store import PgWebhookStore
+
+        return PgWebhookStore(store)
+    return None
+
+
 class Webhooks:
-    def __init__(self, store: SQLiteLike, settings: Settings, clock: Clock) -> None:
+    def __init__(self, outbox: WebhookOutbox, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
-        self.outbox = WebhookStore(store)
+        self.outbox = outbox
         self.dispatcher = Dispatcher(self.outbox, settings, clock)
         self._endpoints: list[Endpoint] = []
         self._task: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
         self._hub: Hub | None = None
 
     @classmethod
     async def start_for(cls, store: object, settings: Settings, hub: Hub) -> Webhooks | None:
-        """Webhooks observing ``hub``, with the dispatcher running; None without SQLite
-        (the outbox lives in the SQLite store)."""
-        if not isinstance(store, SQLiteStore):
+        """Webhooks observing ``hub``, with the dispatcher running; None for a store that
+        keeps no outbox (the outbox lives in the SQLite or PostgreSQL store)."""
+        outbox = webhook_store_for(store)
+        if outbox is None:
             return None
-        webhooks = cls(store, settings, hub.clock)
+        webhooks = cls(outbox, settings, hub.clock)
         await webhooks.start(hub)
         return webhooks
 
     async def start(self, hub: Hub | None = None) -> None:
         await self.reload()
         self._task = asyncio.create_task(self.dispatcher.run(), name="webhook dispatcher")
+        self._refresh = asyncio.create_task(self._refresh_endpoints(), name="webhook endpoints")
         if hub is not None:
             hub.observers.append(self.on_event)
             self._hub = hub
@@ -84,16 +103,29 @@ class Webhooks:
         if self._hub is not None:
             self._hub.observers.remove(self.on_event)
             self._hub = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._refresh, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._refresh = None
         await self.dispatcher.close()
 
     async def reload(self) -> None:
         self._endpoints = await self.outbox.endpoints()
         self.dispatcher.wake()
+
+    async def _refresh_endpoints(self) -> None:
+        while True:
+            await asyncio.sleep(ENDPOINTS_REFRESH)
+            try:
+                endpoints = await self.outbox.endpoints()
+            except Exception as exc:  # the store may be busy: next time
+                log.warning("webhook endpoints not reread: %s", exc)
+                continue
+            if endpoints != self._endpoints:
+                self._endpoints = endpoints
+                self.dispatcher.wake()
 
     # ------------------------------------------------------------ events
 

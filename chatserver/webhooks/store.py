@@ -5,6 +5,10 @@ carries the exact body to send while it is pending, and keeps only times,
 status codes and errors once it is delivered or given up. Every write goes
 through the store's group-commit writer, so an event's rows share the
 transaction of whatever else is being written at that moment.
+
+``due`` is a claim with a lease: a delivery being attempted is not taken by another
+dispatcher on the same database (another process on this file, or another node on
+PostgreSQL: ``pg_store``), and is taken again if its attempt never ends.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ DELIVERY_COLUMNS = (
 # Attempts remembered per delivery in the log: enough to see a pattern, bounded.
 LOG_ATTEMPTS = 50
 STATUSES = ("pending", "delivered", "failed")
+# How long a claimed delivery is held when the caller names no lease (µs).
+DEFAULT_LEASE_US = 60 * 1_000_000
 
 
 class SQLiteLike(Protocol):
@@ -84,6 +90,8 @@ class Due(msgspec.Struct, frozen=True):
     attempts: int
     url: str
     secret: str
+    # Until when this claim holds it (``WebhookStore.due``).
+    lease_until: int = 0
 
 
 class NewDelivery(msgspec.Struct, frozen=True):
@@ -93,6 +101,37 @@ class NewDelivery(msgspec.Struct, frozen=True):
     conversation_id: str | None
     payload: bytes
     created_at: int
+
+
+class WebhookOutbox(Protocol):
+    """What the dispatcher and the service use of a webhook store: ``WebhookStore`` on
+    SQLite, ``chatserver.webhooks.pg_store.PgWebhookStore`` on PostgreSQL."""
+
+    async def endpoints(self) -> list[Endpoint]: ...
+    async def endpoint(self, webhook_id: str) -> Endpoint | None: ...
+    async def add_endpoint(self, endpoint: Endpoint, audit: AuditRecord) -> Endpoint: ...
+    async def change_endpoint(
+        self, webhook_id: str, changes: dict[str, Any], audit: AuditRecord
+    ) -> Endpoint: ...
+    async def delete_endpoint(self, webhook_id: str, audit: AuditRecord) -> None: ...
+    def enqueue(self, rows: list[NewDelivery], done: Done) -> None: ...
+    async def add_deliveries(self, rows: list[NewDelivery]) -> int: ...
+    async def due(
+        self, now: int, *, skip: set[str], limit: int, lease_until: int | None = None
+    ) -> list[Due]: ...
+    async def release(self, claims: list[Due], now: int) -> None: ...
+    async def next_due(self, *, skip: set[str]) -> int | None: ...
+    async def record_attempt(
+        self, delivery_id: str, attempt: Attempt, *, status: str, next_attempt_at: int | None
+    ) -> None: ...
+    async def deliveries(
+        self,
+        webhook_id: str,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Delivery], str | None]: ...
 
 
 def _endpoint(row: Any) -> Endpoint:
@@ -243,28 +282,71 @@ class WebhookStore:
     async def add_deliveries(self, rows: list[NewDelivery]) -> int:
         return await self.writer.run(lambda conn, tx: _insert(conn, rows))
 
-    async def due(self, now: int, *, skip: set[str], limit: int) -> list[Due]:
-        """Pending deliveries of active endpoints whose time has come, oldest first."""
-        rows = await self.store._rows(
-            "SELECT d.id, d.event_type, d.payload, d.attempts, w.url, w.secret "
-            "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+    async def due(
+        self, now: int, *, skip: set[str], limit: int, lease_until: int | None = None
+    ) -> list[Due]:
+        """Claim pending deliveries of active endpoints whose time has come, oldest first.
+
+        Each one claimed has its next attempt moved to ``lease_until`` in the same
+        transaction, so no other dispatcher on this database takes it while it is being
+        attempted; ``record_attempt`` then sets the real next time. A process that dies
+        mid-attempt leaves it to be taken again once the lease has run out (at least
+        once, never lost).
+        """
+        lease = now + DEFAULT_LEASE_US if lease_until is None else lease_until
+        # A read first: the dispatcher looks after every event, and nothing due (the
+        # common case) should cost a write transaction.
+        probe = await self.store._rows(
+            "SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
             "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1 "
             "ORDER BY d.next_attempt_at, d.id LIMIT ?",
-            (now, limit + len(skip)),
+            (now, len(skip) + 1),
         )
-        found = [
-            Due(
-                id=r[0],
-                event_type=r[1],
-                payload=r[2].encode(),
-                attempts=r[3],
-                url=r[4],
-                secret=r[5],
+        if all(r[0] in skip for r in probe):
+            return []
+
+        def op(conn: sqlite3.Connection, tx: Tx) -> list[Due]:
+            rows = conn.execute(
+                "SELECT d.id, d.event_type, d.payload, d.attempts, w.url, w.secret "
+                "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+                "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1 "
+                "ORDER BY d.next_attempt_at, d.id LIMIT ?",
+                (now, limit + len(skip)),
+            ).fetchall()
+            found = [r for r in rows if r[0] not in skip and r[2] is not None][:limit]
+            conn.executemany(
+                "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
+                [(lease, r[0]) for r in found],
             )
-            for r in rows
-            if r[0] not in skip and r[2] is not None
-        ]
-        return found[:limit]
+            return [
+                Due(
+                    id=r[0],
+                    event_type=r[1],
+                    payload=r[2].encode(),
+                    attempts=r[3],
+                    url=r[4],
+                    secret=r[5],
+                    lease_until=lease,
+                )
+                for r in found
+            ]
+
+        return await self.writer.run(op)
+
+    async def release(self, claims: list[Due], now: int) -> None:
+        """Give back deliveries claimed by ``due`` and not attempted to the end (a
+        shutdown): due again at once, for this node after a restart or for another.
+        One whose lease ran out and was claimed again meanwhile is left to that claim."""
+
+        def op(conn: sqlite3.Connection, tx: Tx) -> None:
+            conn.executemany(
+                "UPDATE webhook_deliveries SET next_attempt_at = ? "
+                "WHERE id = ? AND status = 'pending' AND next_attempt_at = ?",
+                [(now, d.id, d.lease_until) for d in claims],
+            )
+
+        if claims:
+            await self.writer.run(op)
 
     async def next_due(self, *, skip: set[str]) -> int | None:
         """When the next pending delivery of an active endpoint is due, ignoring ``skip``."""

@@ -1,5 +1,6 @@
-"""The privacy half of the SQLite store: linking identities, retention batches and legal
-holds, and erasure, against a real database file (read back with a plain connection)."""
+"""The privacy half of the store, on SQLite and on PostgreSQL: linking identities,
+retention batches and legal holds, erasure, the audit chain and job leases, against a
+real database (read back beside the running store)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from typing import Any
 
 import pytest
 
-from chatserver.clock import uuid7
+from chatserver.clock import Clock, uuid7
 from chatserver.config import Settings
 from chatserver.errors import Conflict, NotFound
 from chatserver.privacy import retention
+from chatserver.privacy.audit import verify_chain
+from chatserver.privacy.service import Privacy
 from chatserver.store.models import AuditRecord, IdentityClaims, NewMessage, SessionInfo
+from chatserver.store.pg_privacy import numbered
+from chatserver.store.postgres import PostgresStore
 from chatserver.store.sqlite import SQLiteStore
 from chatserver.store.sqlite_privacy import RETENTION_CATEGORIES
 
@@ -26,10 +31,16 @@ OLD = NOW - 200 * DAY
 RECENT = NOW - DAY
 CUTOFF = NOW - 90 * DAY
 
+AnyStore = SQLiteStore | PostgresStore
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "chat.db")
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyStore]:
+    s: AnyStore
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "chat.db")
+    else:
+        s = PostgresStore.from_url(request.getfixturevalue("pg_url"))
     await s.open()
     yield s
     await s.close()
@@ -38,14 +49,31 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 # ---------------------------------------------------------------- helpers
 
 
-def rows(store: SQLiteStore, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the file as anyone with access to it would, beside the running store."""
-    with contextlib.closing(sqlite3.connect(store.path)) as conn:
-        return conn.execute(sql, params).fetchall()
+async def rows(store: AnyStore, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the database as anyone with access to it would, beside the running store
+    (SQL with ``?`` placeholders, on either store)."""
+    if isinstance(store, SQLiteStore):
+        with contextlib.closing(sqlite3.connect(store.path)) as conn:
+            return conn.execute(sql, params).fetchall()
+    return [tuple(r) for r in await store._rows(numbered(sql), params)]
 
 
-def count(store: SQLiteStore, table: str, where: str = "1", params: tuple[Any, ...] = ()) -> int:
-    return int(rows(store, f"SELECT count(*) FROM {table} WHERE {where}", params)[0][0])
+async def count(
+    store: AnyStore, table: str, where: str = "TRUE", params: tuple[Any, ...] = ()
+) -> int:
+    return int((await rows(store, f"SELECT count(*) FROM {table} WHERE {where}", params))[0][0])
+
+
+async def execute(store: AnyStore, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """One write through the store's writer (SQL with ``?`` placeholders)."""
+    if isinstance(store, SQLiteStore):
+        await store.writer.run(lambda conn, tx: conn.execute(sql, params))
+        return
+
+    async def op(conn: Any, tx: object) -> None:
+        await conn.execute(numbered(sql), *params)
+
+    await store.writer.run(op)
 
 
 def audit(action: str = "test.act") -> AuditRecord:
@@ -58,12 +86,12 @@ def claims(sub: str, *, name: str | None = None, email: str | None = None) -> Id
     return IdentityClaims(sub=sub, name=name, email=email, phone=None, idp="bankid", pid_hash=None)
 
 
-async def visitor(store: SQLiteStore, visitor_id: str, at: int = OLD) -> str:
+async def visitor(store: AnyStore, visitor_id: str, at: int = OLD) -> str:
     await store.create_visitor(visitor_id, "token-hash-" + visitor_id, at)
     return visitor_id
 
 
-async def start(store: SQLiteStore, visitor_id: str, at: int = OLD, body: str = "hi") -> str:
+async def start(store: AnyStore, visitor_id: str, at: int = OLD, body: str = "hi") -> str:
     """A new conversation with one visitor message, as the relay stores it."""
     stored = await store.append_message(
         NewMessage(
@@ -82,9 +110,7 @@ async def start(store: SQLiteStore, visitor_id: str, at: int = OLD, body: str = 
     return stored.conversation_id
 
 
-async def say(
-    store: SQLiteStore, conversation_id: str, visitor_id: str, n: int, at: int = OLD
-) -> int:
+async def say(store: AnyStore, conversation_id: str, visitor_id: str, n: int, at: int = OLD) -> int:
     """``n`` more visitor messages into a conversation, sent at once; the last seq."""
     stored = await asyncio.gather(
         *(
@@ -108,7 +134,7 @@ async def say(
 
 
 async def session(
-    store: SQLiteStore, visitor_id: str, at: int = OLD, ip: str | None = "192.0.2.77"
+    store: AnyStore, visitor_id: str, at: int = OLD, ip: str | None = "192.0.2.77"
 ) -> str:
     session_id = uuid7()
     await store.start_session(
@@ -118,7 +144,7 @@ async def session(
 
 
 async def run_out(
-    store: SQLiteStore, category: str, cutoff: int = CUTOFF, limit: int = 500
+    store: AnyStore, category: str, cutoff: int = CUTOFF, limit: int = 500
 ) -> list[dict[str, int]]:
     """Retention batches of one category until one removes nothing; the non-empty ones."""
     done: list[dict[str, int]] = []
@@ -139,7 +165,7 @@ def total(batches: list[dict[str, int]]) -> dict[str, int]:
 
 
 async def hold(
-    store: SQLiteStore,
+    store: AnyStore,
     *,
     subject: str | None = None,
     conversation: str | None = None,
@@ -150,14 +176,14 @@ async def hold(
     )
 
 
-async def conversation_ids(store: SQLiteStore) -> set[str]:
-    return {r[0] for r in rows(store, "SELECT id FROM conversations")}
+async def conversation_ids(store: AnyStore) -> set[str]:
+    return {r[0] for r in await rows(store, "SELECT id FROM conversations")}
 
 
 # ---------------------------------------------------------------- linking identities
 
 
-async def test_linking_merges_the_visitors_anonymous_conversations(store: SQLiteStore) -> None:
+async def test_linking_merges_the_visitors_anonymous_conversations(store: AnyStore) -> None:
     """Linking a visitor makes the account (with what the token vouched for) and moves that
     visitor's anonymous conversations and consents to it; nobody else's; again merges none."""
     await visitor(store, "v1")
@@ -187,16 +213,16 @@ async def test_linking_merges_the_visitors_anonymous_conversations(store: SQLite
     subject = await store.subject("acc-1")
     assert subject is not None and subject.kind == "account" and subject.visitor_ids == ("v1",)
     assert await store.subject("v1") is None  # no longer a person of their own
-    assert count(store, "consents", "account_id = ?", ("acc-1",)) == 1
+    assert await count(store, "consents", "account_id = ?", ("acc-1",)) == 1
 
     again, merged_again = await store.link_identity(
         "v1", claims("sub-1", name="Kari"), new_account_id="acc-unused", now=NOW + 1
     )
     assert (again.id, merged_again) == ("acc-1", 0)
-    assert count(store, "accounts") == 1
+    assert await count(store, "accounts") == 1
 
 
-async def test_a_second_visitor_of_the_same_person_sees_both(store: SQLiteStore) -> None:
+async def test_a_second_visitor_of_the_same_person_sees_both(store: AnyStore) -> None:
     """Two browsers linked to one ``sub`` share one account: each sees both threads and may
     write into either; a third, unlinked visitor sees neither."""
     await visitor(store, "laptop")
@@ -238,7 +264,7 @@ async def test_a_second_visitor_of_the_same_person_sees_both(store: SQLiteStore)
     assert subject is not None and set(subject.visitor_ids) == {"laptop", "phone"}
 
 
-async def test_linking_a_visitor_of_another_account_is_a_conflict(store: SQLiteStore) -> None:
+async def test_linking_a_visitor_of_another_account_is_a_conflict(store: AnyStore) -> None:
     """A visitor that belongs to one account cannot be linked to another: Conflict, and the
     whole link is undone (no half-made account); an unknown visitor is NotFound."""
     await visitor(store, "v1")
@@ -247,7 +273,7 @@ async def test_linking_a_visitor_of_another_account_is_a_conflict(store: SQLiteS
     with pytest.raises(Conflict):
         await store.link_identity("v1", claims("sub-b"), new_account_id="acc-b", now=NOW)
     assert await store.account_by_sub("sub-b") is None
-    assert count(store, "accounts") == 1
+    assert await count(store, "accounts") == 1
     c = await store.conversation(conversation)
     assert c is not None and c.account_id == "acc-a"
     with pytest.raises(NotFound):
@@ -259,7 +285,7 @@ async def test_linking_a_visitor_of_another_account_is_a_conflict(store: SQLiteS
 
 
 async def test_a_long_anonymous_conversation_goes_in_batches_beside_live_writes(
-    store: SQLiteStore,
+    store: AnyStore,
 ) -> None:
     """1,200 old messages with batches of 500: three batches that each remove at most 500
     rows, oldest messages first, the conversation with the last; the relay writes to another
@@ -295,13 +321,13 @@ async def test_a_long_anonymous_conversation_goes_in_batches_beside_live_writes(
     assert sum(b["messages"] for b in batches) == 1200
     assert [b["conversations"] for b in batches] == [0] * (len(batches) - 1) + [1]
     assert await store.conversation(long) is None
-    assert count(store, "messages", "conversation_id = ?", (long,)) == 0
+    assert await count(store, "messages", "conversation_id = ?", (long,)) == 0
     assert live_seq == len(batches) + 1
     kept = await store.messages_after(live, 0, 2000)
     assert [m.seq for m in kept] == list(range(1, len(batches) + 2))
 
 
-async def test_a_batch_and_a_live_write_at_the_same_time(store: SQLiteStore) -> None:
+async def test_a_batch_and_a_live_write_at_the_same_time(store: AnyStore) -> None:
     """A retention batch and live messages sent at the same moment all commit; the live
     conversation keeps every message with gapless seqs."""
     await visitor(store, "old")
@@ -319,7 +345,7 @@ async def test_a_batch_and_a_live_write_at_the_same_time(store: SQLiteStore) -> 
     assert total(await run_out(store, "anonymous")) == {"conversations": 1, "messages": 100}
 
 
-async def test_a_conversation_on_hold_is_kept_by_every_category(store: SQLiteStore) -> None:
+async def test_a_conversation_on_hold_is_kept_by_every_category(store: AnyStore) -> None:
     """An old anonymous conversation on legal hold stays through ``anonymous`` and
     ``resolved``; its neighbour without a hold goes; once released, it goes too."""
     await visitor(store, "v1")
@@ -339,7 +365,7 @@ async def test_a_conversation_on_hold_is_kept_by_every_category(store: SQLiteSto
     assert await conversation_ids(store) == set()
 
 
-async def test_a_person_on_hold_keeps_all_their_data(store: SQLiteStore) -> None:
+async def test_a_person_on_hold_keeps_all_their_data(store: AnyStore) -> None:
     """A hold on a never-verified visitor keeps their conversations, sessions, full IP and
     the visitor itself; a hold on an account keeps its resolved conversations. Everyone
     else's old data goes."""
@@ -374,14 +400,17 @@ async def test_a_person_on_hold_keeps_all_their_data(store: SQLiteStore) -> None
 
     assert await conversation_ids(store) == {held_anon, resolved}
     assert free_anon not in await conversation_ids(store)
-    assert rows(store, "SELECT id, ip, ip_truncated_at FROM visitor_sessions") == [
+    assert await rows(store, "SELECT id, ip, ip_truncated_at FROM visitor_sessions") == [
         (held_session, "198.51.100.23", None)
     ]
-    assert free_session not in {r[0] for r in rows(store, "SELECT id FROM visitor_sessions")}
-    assert {r[0] for r in rows(store, "SELECT id FROM visitors")} == {"held-visitor", "held-person"}
+    assert free_session not in {r[0] for r in await rows(store, "SELECT id FROM visitor_sessions")}
+    assert {r[0] for r in await rows(store, "SELECT id FROM visitors")} == {
+        "held-visitor",
+        "held-person",
+    }
 
 
-async def test_ip_retention_truncates_and_marks_each_address_once(store: SQLiteStore) -> None:
+async def test_ip_retention_truncates_and_marks_each_address_once(store: AnyStore) -> None:
     """Old sessions' IPs are cut (IPv4 /24, IPv6 /48, mapped IPv4 /24, garbage dropped) and
     marked with ``ip_truncated_at``; recent sessions and sessions without an IP are left
     alone, and a second run finds nothing more to do."""
@@ -400,7 +429,7 @@ async def test_ip_retention_truncates_and_marks_each_address_once(store: SQLiteS
     assert batches == [{"ip_addresses": 3}, {"ip_addresses": 1}]
     got = {
         r[0]: (r[1], r[2])
-        for r in rows(store, "SELECT id, ip, ip_truncated_at FROM visitor_sessions")
+        for r in await rows(store, "SELECT id, ip, ip_truncated_at FROM visitor_sessions")
     }
     assert got[sessions["v4"]] == ("192.0.2.0", NOW)
     assert got[sessions["v6"]] == ("2001:db8:abcd::", NOW)
@@ -412,7 +441,7 @@ async def test_ip_retention_truncates_and_marks_each_address_once(store: SQLiteS
     assert await run_out(store, "ip", cutoff) == []
 
 
-async def mixed_data(store: SQLiteStore, tmp_path: Path) -> None:
+async def mixed_data(store: AnyStore, tmp_path: Path) -> None:
     """Something old (and something new) in every retention category."""
     for i in range(3):
         vid = await visitor(store, f"anon-{i}")
@@ -444,28 +473,27 @@ async def mixed_data(store: SQLiteStore, tmp_path: Path) -> None:
     # conversation (it goes with the conversation, not counted again), a recent one.
     anonymous = (await store.visitor_conversations("anon-0"))[0].id
 
-    def webhook_log(conn: sqlite3.Connection, tx: object) -> None:
-        conn.execute(
-            "INSERT INTO webhooks (id, url, secret, events, created_at, updated_at) "
-            "VALUES ('w1', 'https://hooks.example/', 'whsec_x', '[]', ?, ?)",
-            (OLD, OLD),
+    await execute(
+        store,
+        "INSERT INTO webhooks (id, url, secret, events, created_at, updated_at) "
+        "VALUES ('w1', 'https://hooks.example/', 'whsec_x', '[]', ?, ?)",
+        (OLD, OLD),
+    )
+    for delivery, conversation, status, at in (
+        ("d-old", None, "delivered", OLD),
+        ("d-pending", anonymous, "pending", OLD),
+        ("d-recent", None, "delivered", RECENT),
+    ):
+        await execute(
+            store,
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_type, conversation_id, "
+            "payload, status, created_at) VALUES (?, 'w1', 'message.created', ?, ?, ?, ?)",
+            (delivery, conversation, "{}" if conversation else None, status, at),
         )
-        for delivery, conversation, status, at in (
-            ("d-old", None, "delivered", OLD),
-            ("d-pending", anonymous, "pending", OLD),
-            ("d-recent", None, "delivered", RECENT),
-        ):
-            conn.execute(
-                "INSERT INTO webhook_deliveries (id, webhook_id, event_type, conversation_id, "
-                "payload, status, created_at) VALUES (?, 'w1', 'message.created', ?, ?, ?, ?)",
-                (delivery, conversation, "{}" if conversation else None, status, at),
-            )
-
-    await store.writer.run(webhook_log)
 
 
 async def test_each_categorys_count_is_what_its_run_removes(
-    store: SQLiteStore, tmp_path: Path
+    store: AnyStore, tmp_path: Path
 ) -> None:
     """Category by category, in a run's order, the dry run's count equals what the real
     batches then remove, and nothing is left to count afterwards."""
@@ -484,7 +512,7 @@ async def test_each_categorys_count_is_what_its_run_removes(
 
 
 async def test_a_dry_run_reports_what_the_real_run_then_removes(
-    store: SQLiteStore, tmp_path: Path
+    store: AnyStore, tmp_path: Path
 ) -> None:
     """A whole dry run (the numbers ``retention run --dry-run`` prints) equals the real run
     made right after it, category by category."""
@@ -525,7 +553,7 @@ async def test_a_dry_run_reports_what_the_real_run_then_removes(
 # ---------------------------------------------------------------- erasure
 
 
-async def person_with_everything(store: SQLiteStore, tmp_path: Path) -> dict[str, Any]:
+async def person_with_everything(store: AnyStore, tmp_path: Path) -> dict[str, Any]:
     """A verified person on two devices with threads, sessions, consents, a rectification
     and an export file; and a stranger whose data must survive the person's erasure."""
     await visitor(store, "laptop")
@@ -565,7 +593,7 @@ async def person_with_everything(store: SQLiteStore, tmp_path: Path) -> dict[str
     }
 
 
-async def erase(store: SQLiteStore, subject_id: str, ref: str, tombstone_id: str = "t1") -> Any:
+async def erase(store: AnyStore, subject_id: str, ref: str, tombstone_id: str = "t1") -> Any:
     return await store.erase_subject(
         subject_id,
         tombstone_id=tombstone_id,
@@ -583,7 +611,7 @@ async def erase(store: SQLiteStore, subject_id: str, ref: str, tombstone_id: str
     )
 
 
-async def test_erasure_removes_everything_of_the_person(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_erasure_removes_everything_of_the_person(store: AnyStore, tmp_path: Path) -> None:
     """Erasing an account removes its conversations, messages, sessions, consents, visitors,
     rectifications, export rows and the account, in one go, and leaves a tombstone with the
     counts; the stranger's data is untouched."""
@@ -606,29 +634,35 @@ async def test_erasure_removes_everything_of_the_person(store: SQLiteStore, tmp_
         "ratings": 0,
     }
     person = ("laptop", "phone")
-    assert count(store, "accounts") == 0
-    assert count(store, "visitors", "id IN (?, ?)", person) == 0
-    assert count(store, "visitor_sessions", "visitor_id IN (?, ?)", person) == 0
-    assert count(store, "consents", "visitor_id IN (?, ?) OR account_id = 'acc-k'", person) == 0
+    assert await count(store, "accounts") == 0
+    assert await count(store, "visitors", "id IN (?, ?)", person) == 0
+    assert await count(store, "visitor_sessions", "visitor_id IN (?, ?)", person) == 0
     assert (
-        count(store, "conversations", "visitor_id IN (?, ?) OR account_id = 'acc-k'", person) == 0
+        await count(store, "consents", "visitor_id IN (?, ?) OR account_id = 'acc-k'", person) == 0
     )
-    assert count(store, "messages", "conversation_id IN (?, ?)", tuple(made["conversations"])) == 0
-    assert count(store, "messages", "author_id IN (?, ?)", person) == 0
-    assert count(store, "rectifications") == 0
-    assert count(store, "export_files") == 0
-    assert rows(store, "SELECT id, subject_ref, erased_at FROM tombstones") == [
+    assert (
+        await count(store, "conversations", "visitor_id IN (?, ?) OR account_id = 'acc-k'", person)
+        == 0
+    )
+    assert (
+        await count(store, "messages", "conversation_id IN (?, ?)", tuple(made["conversations"]))
+        == 0
+    )
+    assert await count(store, "messages", "author_id IN (?, ?)", person) == 0
+    assert await count(store, "rectifications") == 0
+    assert await count(store, "export_files") == 0
+    assert await rows(store, "SELECT id, subject_ref, erased_at FROM tombstones") == [
         ("t1", "ref-k", NOW)
     ]
     [entry] = await store.audit_page(action="subject.erasure")
     assert entry.subject_id == "acc-k" and '"tombstone":"t1"' in entry.details
     # The stranger is as before.
     assert await store.conversation(made["stranger"]) is not None
-    assert count(store, "visitor_sessions", "visitor_id = 'stranger'") == 1
-    assert count(store, "consents", "visitor_id = 'stranger'") == 1
+    assert await count(store, "visitor_sessions", "visitor_id = 'stranger'") == 1
+    assert await count(store, "consents", "visitor_id = 'stranger'") == 1
 
 
-async def test_erasure_is_idempotent_by_subject_ref(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_erasure_is_idempotent_by_subject_ref(store: AnyStore, tmp_path: Path) -> None:
     """Erasing again (same reference) answers the first tombstone, erases nothing and
     audits nothing; an unknown id without a tombstone is NotFound."""
     await person_with_everything(store, tmp_path)
@@ -640,16 +674,16 @@ async def test_erasure_is_idempotent_by_subject_ref(store: SQLiteStore, tmp_path
     assert erased is True and erased_again is False
     assert again == first
     assert (subject, conversations, files) == (None, [], [])
-    assert count(store, "tombstones") == 1
+    assert await count(store, "tombstones") == 1
     assert len(await store.audit_page(limit=1000)) == audited
     with pytest.raises(NotFound):
         await erase(store, "acc-k", "another-ref", tombstone_id="t3")
     with pytest.raises(NotFound):
         await erase(store, "nobody", "ref-nobody", tombstone_id="t4")
-    assert count(store, "tombstones") == 1
+    assert await count(store, "tombstones") == 1
 
 
-async def test_erasure_of_a_never_verified_visitor(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_erasure_of_a_never_verified_visitor(store: AnyStore, tmp_path: Path) -> None:
     """An anonymous visitor is a subject too: their threads, sessions, consents and the
     visitor go; no account is counted."""
     made = await person_with_everything(store, tmp_path)
@@ -658,13 +692,13 @@ async def test_erasure_of_a_never_verified_visitor(store: SQLiteStore, tmp_path:
     assert conversations == [made["stranger"]]
     assert "accounts" not in tombstone.counts
     assert tombstone.counts["visitors"] == 1 and tombstone.counts["consents"] == 1
-    assert count(store, "visitors", "id = 'stranger'") == 0
-    assert count(store, "accounts") == 1  # the other person is still there
+    assert await count(store, "visitors", "id = 'stranger'") == 0
+    assert await count(store, "accounts") == 1  # the other person is still there
 
 
 @pytest.mark.parametrize("on", ["person", "conversation"])
 async def test_erasure_is_refused_while_on_legal_hold(
-    store: SQLiteStore, tmp_path: Path, on: str
+    store: AnyStore, tmp_path: Path, on: str
 ) -> None:
     """A hold on the person or on one of their conversations refuses erasure (Conflict) and
     removes nothing; released, the erasure goes through."""
@@ -673,9 +707,281 @@ async def test_erasure_is_refused_while_on_legal_hold(
     await hold(store, **target)
     with pytest.raises(Conflict):
         await erase(store, "acc-k", "ref-k")
-    assert count(store, "accounts") == 1
-    assert count(store, "messages", "conversation_id = ?", (made["conversations"][0],)) == 5
-    assert count(store, "tombstones") == 0
+    assert await count(store, "accounts") == 1
+    assert await count(store, "messages", "conversation_id = ?", (made["conversations"][0],)) == 5
+    assert await count(store, "tombstones") == 0
     await hold(store, **target, on=False)
     _, erased, *_ = await erase(store, "acc-k", "ref-k")
-    assert erased is True and count(store, "accounts") == 0
+    assert erased is True and await count(store, "accounts") == 0
+
+
+# ---------------------------------------------------------------- export, search, rectification
+
+
+async def test_export_rows_are_everything_of_the_person(store: AnyStore, tmp_path: Path) -> None:
+    """The export's rows: the account (with whether a national id is on record), both
+    devices' threads and messages in order, sessions, consents, the rectification; nothing
+    of the stranger. An unknown subject has none."""
+    made = await person_with_everything(store, tmp_path)
+    got = await store.export_rows("acc-k")
+    assert got is not None
+    assert got["subject"].kind == "account" and set(got["subject"].visitor_ids) == {
+        "laptop",
+        "phone",
+    }
+    assert got["account"]["sub"] == "sub-k" and got["account"]["has_pid"] == 0
+    assert got["account"]["name"] == "Kari"  # a verified name: the correction waits
+    assert {c["id"] for c in got["conversations"]} == set(made["conversations"])
+    first = made["conversations"][0]
+    assert [m["seq"] for m in got["messages"] if m["conversation_id"] == first] == [1, 2, 3, 4, 5]
+    assert {s["visitor_id"] for s in got["sessions"]} == {"laptop", "phone"}
+    assert [c["policy_version"] for c in got["consents"]] == ["2026-11", "2026-11"]
+    assert [r["id"] for r in got["rectifications"]] == ["r1"]
+    assert got["attachments"] == [] and got["ratings"] == []
+    assert made["stranger"] not in {c["id"] for c in got["conversations"]}
+    assert await store.export_rows("nobody") is None
+
+
+async def test_find_subjects_and_audit_the_search(store: AnyStore, tmp_path: Path) -> None:
+    """Subjects by sub and by email (any case, also an anonymous visitor who left it);
+    the search is audited with what it found."""
+    await person_with_everything(store, tmp_path)
+    await store.link_identity(
+        "stranger", claims("sub-s", email="S@Example.no"), new_account_id="acc-s", now=NOW
+    )
+    await visitor(store, "anon")
+    await store.writer.idle()
+    found = await store.find_subjects(sub="sub-k", audit=audit("subject.search"))
+    assert [s.id for s in found] == ["acc-k"]
+    assert [s.id for s in await store.find_subjects(email="s@example.NO")] == ["acc-s"]
+    assert await store.find_subjects(sub="nobody") == []
+    [entry] = await store.audit_page(action="subject.search")
+    assert '"found":["acc-k"]' in entry.details
+    assert set(await store.subject_ids()) >= {"acc-k", "acc-s", "anon"}
+
+
+async def test_a_rectification_of_a_verified_field_waits_for_a_decision(
+    store: AnyStore,
+) -> None:
+    """A verified field's correction is pending until approved (then it applies and is no
+    longer verified); deciding twice is a Conflict; an unverified field applies at once."""
+    await visitor(store, "v1")
+    await store.link_identity(
+        "v1", claims("sub-1", name="Kari", email="k@example.no"), new_account_id="a1", now=OLD
+    )
+    pending = await store.request_rectification(
+        rectification_id="r1",
+        account_id="a1",
+        field="name",
+        value="Kari N.",
+        requested_by="subject:a1",
+        now=NOW,
+        audit=audit("rectification.request"),
+    )
+    assert (pending.status, pending.old_value, pending.decided_at) == ("pending", "Kari", None)
+    decided = await store.decide_rectification(
+        "r1", approve=True, by="compliance:o", now=NOW + 1, audit=audit("rectification.approve")
+    )
+    assert (decided.status, decided.decided_by) == ("applied", "compliance:o")
+    account = await store.account("a1")
+    assert account is not None and account.name == "Kari N."
+    assert account.verified_fields == ("email",)
+    with pytest.raises(Conflict):
+        await store.decide_rectification(
+            "r1", approve=False, by="x", now=NOW + 2, audit=audit("rectification.reject")
+        )
+    applied = await store.request_rectification(
+        rectification_id="r2",
+        account_id="a1",
+        field="phone",
+        value="+47 1",
+        requested_by=None,
+        now=NOW + 3,
+        audit=audit("rectification.request"),
+    )
+    assert applied.status == "applied" and applied.decided_at == NOW + 3
+    assert [r.id for r in await store.rectifications("a1")] == ["r1", "r2"]
+    assert await store.rectification("r2") == applied
+    with pytest.raises(NotFound):
+        await store.decide_rectification(
+            "r9", approve=True, by="x", now=NOW, audit=audit("rectification.approve")
+        )
+
+
+# ---------------------------------------------------------------- audit chain
+
+
+async def test_the_audit_chain_verifies_across_retention(store: AnyStore) -> None:
+    """Entries appended at once chain in seq order; audit retention removes the oldest
+    and anchors the chain where it now starts, and it still verifies."""
+    entries = await asyncio.gather(
+        *(
+            store.append_audit(
+                AuditRecord(id=uuid7(), at=OLD + i, action="subject.search", actor_role="system")
+            )
+            for i in range(20)
+        )
+    )
+    assert len({e.seq for e in entries}) == 20
+    page = await store.audit_page(limit=100)
+    assert verify_chain(page, await store.audit_anchor()).ok
+    assert total(await run_out(store, "audit", OLD + 5, limit=2)) == {"audit_entries": 5}
+    anchor = await store.audit_anchor()
+    page = await store.audit_page(limit=100)
+    assert anchor is not None and anchor[0] < page[0].seq and len(page) == 15
+    report = verify_chain(page, anchor)
+    assert report.ok and report.entries == 15
+    await store.append_audit(audit())
+    assert verify_chain(await store.audit_page(limit=100), anchor).ok
+
+
+async def test_two_nodes_append_to_one_audit_chain(pg_url: str) -> None:
+    """Two PostgreSQL stores (two nodes) on one schema appending at the same time keep one
+    linear chain: every entry's previous hash is the entry before it."""
+    nodes = [PostgresStore.from_url(pg_url), PostgresStore.from_url(pg_url)]
+    for node in nodes:
+        await node.open()
+    try:
+
+        async def burst(node: PostgresStore, n: int) -> None:
+            await asyncio.gather(
+                *(
+                    node.append_audit(
+                        AuditRecord(
+                            id=uuid7(), at=NOW + i, action="subject.search", actor_role="system"
+                        )
+                    )
+                    for i in range(n)
+                )
+            )
+
+        for _ in range(5):
+            await asyncio.gather(*(burst(node, 40) for node in nodes))
+        page = await nodes[0].audit_page(limit=1000)
+        assert len(page) == 400
+        report = verify_chain(page, await nodes[1].audit_anchor())
+        assert report.ok, report
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+# ---------------------------------------------------------------- job leases
+
+
+async def test_a_job_lease_is_held_by_one_holder_until_it_expires(store: AnyStore) -> None:
+    """Free: taken. Held: refused to others, renewed for its holder. Expired: anyone takes
+    it, and the old holder is then refused."""
+    lease = 60 * 1_000_000
+    assert await store.claim_job("retention", "node-a", NOW, lease)
+    assert not await store.claim_job("retention", "node-b", NOW + 1, lease)
+    assert await store.claim_job("retention", "node-a", NOW + lease - 1, lease)  # renewed
+    assert not await store.claim_job("retention", "node-b", NOW + lease, lease)
+    assert await store.claim_job("other-job", "node-b", NOW, lease)  # leases are per job
+    expired = NOW + 2 * lease - 1
+    assert await store.claim_job("retention", "node-b", expired, lease)
+    assert not await store.claim_job("retention", "node-a", expired + 1, lease)
+    assert await rows(store, "SELECT name, holder, until FROM job_leases ORDER BY name") == [
+        ("other-job", "node-b", NOW + lease),
+        ("retention", "node-b", expired + lease),
+    ]
+
+
+async def test_nodes_claiming_at_once_get_one_lease(store: AnyStore) -> None:
+    """Ten claims at the same moment: exactly one wins."""
+    won = await asyncio.gather(
+        *(store.claim_job("retention", f"node-{i}", NOW, 1_000_000) for i in range(10))
+    )
+    assert sum(won) == 1
+
+
+class FixedClock(Clock):
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def now_us(self) -> int:
+        return self.now
+
+
+async def test_of_three_nodes_one_sweeps(store: AnyStore, tmp_path: Path) -> None:
+    """Three nodes' sweepers on one store: one runs retention, the others skip; it keeps
+    the lease at its next run, and another node takes over once it stops renewing."""
+    settings = Settings.from_mapping(
+        {"data_dir": str(tmp_path), "retention_interval": "1h", "retention_batch": 50}
+    )
+    clock = FixedClock(NOW)
+    nodes = [
+        Privacy(store, settings, clock, secret_key=b"k" * 32, node_id=f"node-{i}") for i in range(3)
+    ]
+    reports = await asyncio.gather(*(node.sweep_once() for node in nodes))
+    assert sum(r is not None for r in reports) == 1
+    runner = next(i for i, r in enumerate(reports) if r is not None)
+    assert len(await store.retention_runs()) == 1
+    clock.now += 3600 * 1_000_000  # an interval later: the same node again
+    reports = await asyncio.gather(*(node.sweep_once() for node in nodes))
+    assert [r is not None for r in reports] == [i == runner for i in range(3)]
+    clock.now += 3 * 3600 * 1_000_000  # it stopped: after two intervals another takes over
+    others = [node for i, node in enumerate(nodes) if i != runner]
+    reports = await asyncio.gather(*(node.sweep_once() for node in others))
+    assert sum(r is not None for r in reports) == 1
+    assert len(await store.retention_runs()) == 3
+
+
+async def test_after_an_erasure_postgresql_vacuums_the_tables(
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL, purge_search_index and wipe_free_space return at once and VACUUM the
+    erased tables in the background, on a connection of their own."""
+    store = PostgresStore.from_url(pg_url)
+    await store.open()
+    try:
+        await person_with_everything(store, tmp_path)
+        await erase(store, "acc-k", "ref-k")
+        await store.purge_search_index()
+        await store.wipe_free_space()
+        await store.vacuumed()
+        assert not [r for r in caplog.records if "VACUUM" in r.getMessage()]
+        for _ in range(50):
+            vacuumed = await rows(
+                store,
+                "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                "AND relname IN ('messages', 'visitors', 'accounts') AND last_vacuum IS NOT NULL",
+            )
+            if vacuumed[0][0] == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert vacuumed[0][0] == 3
+    finally:
+        await store.close()
+
+
+async def test_two_nodes_erasing_or_linking_the_same_person(pg_url: str, tmp_path: Path) -> None:
+    """Two PostgreSQL nodes: the same ``sub`` linked on both at once makes one account;
+    the same person erased on both at once is erased once, the other answers the same
+    tombstone, as one after the other would on SQLite."""
+    nodes = [PostgresStore.from_url(pg_url), PostgresStore.from_url(pg_url)]
+    for node in nodes:
+        await node.open()
+    try:
+        await visitor(nodes[0], "laptop")
+        await visitor(nodes[0], "phone")
+        await start(nodes[0], "laptop")
+        linked = await asyncio.gather(
+            nodes[0].link_identity("laptop", claims("sub-k"), new_account_id="a1", now=NOW),
+            nodes[1].link_identity("phone", claims("sub-k"), new_account_id="a2", now=NOW),
+        )
+        assert {account.id for account, _ in linked} == {linked[0][0].id}
+        assert await count(nodes[0], "accounts") == 1
+        account_id = linked[0][0].id
+        first, second = await asyncio.gather(
+            erase(nodes[0], account_id, "ref-k", tombstone_id="t1"),
+            erase(nodes[1], account_id, "ref-k", tombstone_id="t2"),
+        )
+        assert sorted([first[1], second[1]]) == [False, True]
+        assert first[0] == second[0]
+        assert await count(nodes[0], "tombstones") == 1
+        assert await count(nodes[0], "visitors") == 0
+        assert verify_chain(await nodes[0].audit_page(limit=100), None).ok
+    finally:
+        for node in nodes:
+            await node.close()

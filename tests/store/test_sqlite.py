@@ -1,4 +1,6 @@
-"""The SQLite store: pragmas, migrations, group commit, seq and idempotency rules."""
+"""The store's core contract on SQLite and PostgreSQL (the ``store`` fixture runs each test
+on both): migrations, group commit, seq and idempotency rules, search. The tests that
+look at SQLite's file and pragmas are SQLite's own."""
 
 from __future__ import annotations
 
@@ -13,14 +15,16 @@ from chatserver.clock import uuid7
 from chatserver.errors import NotFound
 from chatserver.store.migrations import MIGRATIONS
 from chatserver.store.models import NewMessage
+from chatserver.store.pg_schema import MIGRATIONS as PG_MIGRATIONS
+from chatserver.store.postgres import PostgresStore
 from chatserver.store.sqlite import SQLiteStore
+
+Store = SQLiteStore | PostgresStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    batches: list[int] = []
-    s = SQLiteStore(tmp_path / "chat.db", observe_batch=lambda n, _: batches.append(n))
-    s.batches = batches  # type: ignore[attr-defined]
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "chat.db")
     await s.open()
     yield s
     await s.close()
@@ -43,14 +47,14 @@ def visitor_message(
     )
 
 
-async def new_conversation(store: SQLiteStore, visitor: str = "v1") -> str:
+async def new_conversation(store: Store, visitor: str = "v1") -> str:
     await store.create_visitor(visitor, "hash-" + visitor, 1)
     first = await store.append_message(visitor_message(None, "hi", "first-" + visitor, visitor))
     assert first.created_conversation and first.seq == 1
     return first.conversation_id
 
 
-async def test_pragmas_protect_data(store: SQLiteStore) -> None:
+async def test_pragmas_protect_data(sqlite_store: SQLiteStore) -> None:
     """WAL, secure_delete, foreign keys and the configured synchronous mode are on."""
 
     def read(conn: sqlite3.Connection) -> tuple[object, ...]:
@@ -59,7 +63,7 @@ async def test_pragmas_protect_data(store: SQLiteStore) -> None:
             for name in ("journal_mode", "secure_delete", "foreign_keys", "synchronous")
         )
 
-    assert await store.writer.run_in_thread(read) == ("wal", 1, 1, 2)  # 2 is FULL
+    assert await sqlite_store.writer.run_in_thread(read) == ("wal", 1, 1, 2)  # 2 is FULL
 
 
 async def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
@@ -73,8 +77,28 @@ async def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
     assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
 
 
+def test_postgresql_migrations_match_sqlite_ones() -> None:
+    """Each SQLite migration has its PostgreSQL translation under the same number, so
+    ``schema_version`` means the same on both."""
+    assert [v for v, _, _ in PG_MIGRATIONS] == [v for v, _, _ in MIGRATIONS]
+
+
+async def test_postgresql_nodes_starting_together_migrate_once(pg_url: str) -> None:
+    """Three stores opening one fresh schema at once: each migration applied once, by one."""
+    stores = [PostgresStore.from_url(pg_url) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        for s in stores:
+            assert await s.schema_version() == MIGRATIONS[-1][0]
+        rows = await stores[0]._rows("SELECT count(*) FROM schema_migrations")
+        assert rows[0][0] == len(MIGRATIONS)
+    finally:
+        for s in stores:
+            await s.close()
+
+
 async def test_concurrent_writes_share_transactions_and_seqs_are_gapless(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     """1,000 concurrent appends share commits, and get seqs 2..1001 exactly once each."""
     conv = await new_conversation(store)
@@ -91,7 +115,7 @@ async def test_concurrent_writes_share_transactions_and_seqs_are_gapless(
     assert [m.seq for m in results] == list(range(2, 1002))
 
 
-async def test_duplicate_client_msg_id_returns_the_first(store: SQLiteStore) -> None:
+async def test_duplicate_client_msg_id_returns_the_first(store: Store) -> None:
     """A client_msg_id seen before answers the stored message, marked duplicate, storing nothing."""
     conv = await new_conversation(store)
     first = await store.append_message(visitor_message(conv, "once", "same"))
@@ -106,7 +130,7 @@ async def test_duplicate_client_msg_id_returns_the_first(store: SQLiteStore) -> 
     assert conversation is not None and conversation.last_seq == 2
 
 
-async def test_a_failing_write_does_not_fail_its_batch(store: SQLiteStore) -> None:
+async def test_a_failing_write_does_not_fail_its_batch(store: Store) -> None:
     """One bad write in a batch is refused alone; the others commit."""
     conv = await new_conversation(store)
     good = [visitor_message(conv, f"ok{i}", f"ok{i}") for i in range(5)]
@@ -122,7 +146,7 @@ async def test_a_failing_write_does_not_fail_its_batch(store: SQLiteStore) -> No
 
 
 async def test_a_visitor_cannot_write_into_another_visitors_conversation(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     """The storing transaction checks the conversation belongs to the visiting author."""
     conv = await new_conversation(store, "v1")
@@ -131,7 +155,7 @@ async def test_a_visitor_cannot_write_into_another_visitors_conversation(
         await store.append_message(visitor_message(conv, "intrude", "x", visitor="v2"))
 
 
-async def test_messages_after_pages_in_seq_order(store: SQLiteStore) -> None:
+async def test_messages_after_pages_in_seq_order(store: Store) -> None:
     """messages_after returns seq > after in order, limited, optionally without notes."""
     conv = await new_conversation(store)
     for i in range(5):
@@ -170,8 +194,9 @@ async def test_deleted_text_is_not_left_in_the_file(tmp_path: Path) -> None:
     assert marker.encode() not in data
 
 
-async def test_search_uses_the_index_and_the_unindexed_tail(store: SQLiteStore) -> None:
-    """Search finds words in indexed messages and in ones the indexer has not reached yet."""
+async def test_search_uses_the_index_and_the_unindexed_tail(store: Store) -> None:
+    """Search finds words in indexed messages and in ones the indexer has not reached yet
+    (SQLite indexes behind the writer; PostgreSQL's index is written with the row)."""
     conv = await new_conversation(store)
     await store.append_message(visitor_message(conv, "Min skrivar er øydelagd", "a"))
     await store.index_now()
@@ -183,21 +208,43 @@ async def test_search_uses_the_index_and_the_unindexed_tail(store: SQLiteStore) 
     assert [c.id for c in tail] == [other]
     prefix = (await store.list_conversations(q="skriv")).items
     assert [c.id for c in prefix] == [conv]
+    both = (await store.list_conversations(q="skrivar ØYDEL")).items
+    assert [c.id for c in both] == [conv]
+    assert (await store.list_conversations(q="skrivar faktura")).items == []
     assert (await store.list_conversations(q='" OR body:*')).items == []
     assert (await store.list_conversations(q="%%")).items == []
+    assert (await store.list_conversations(q="skriv' | faktura:*")).items == []
 
 
-async def test_a_deleted_message_leaves_the_index(store: SQLiteStore) -> None:
+async def test_search_ignores_accents(store: Store) -> None:
+    """Accents are folded away on both sides: café finds cafe, and cafe finds Café."""
+    plain = await new_conversation(store)
+    await store.append_message(visitor_message(plain, "Betalte i kafeen, cafe latte", "a"))
+    accented = await new_conversation(store, "v2")
+    await store.append_message(visitor_message(accented, "Møte på Café Ångström", "b", "v2"))
+    await store.index_now()
+    for q in ("cafe", "CAFÉ", "café"):
+        found = {c.id for c in (await store.list_conversations(q=q)).items}
+        assert found == {plain, accented}, q
+    assert [c.id for c in (await store.list_conversations(q="angstr")).items] == [accented]
+    assert [c.id for c in (await store.list_conversations(q="møte")).items] == [accented]
+
+
+async def test_a_deleted_message_leaves_the_index(store: Store) -> None:
     """Deleting a message (erasure, retention) removes its words from the search index."""
     conv = await new_conversation(store)
     await store.append_message(visitor_message(conv, "secretword here", "s"))
     await store.index_now()
-    count = "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'secretword'"
-    assert await store.writer.run(lambda conn, tx: conn.execute(count).fetchone()[0]) == 1
+    assert [c.id for c in (await store.list_conversations(q="secretword")).items] == [conv]
+    if isinstance(store, SQLiteStore):
+        count = "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'secretword'"
+        assert await store.writer.run(lambda conn, tx: conn.execute(count).fetchone()[0]) == 1
+    # The same call on both stores: SQLite's answers a cursor, PostgreSQL's a coroutine.
     await store.writer.run(
         lambda conn, tx: conn.execute("DELETE FROM messages WHERE client_msg_id = 's'")
     )
-    assert await store.writer.run(lambda conn, tx: conn.execute(count).fetchone()[0]) == 0
+    if isinstance(store, SQLiteStore):
+        assert await store.writer.run(lambda conn, tx: conn.execute(count).fetchone()[0]) == 0
     assert (await store.list_conversations(q="secretword")).items == []
 
 

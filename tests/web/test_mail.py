@@ -9,7 +9,6 @@ import contextlib
 import email
 import email.policy
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -25,6 +24,7 @@ from tests.helpers import (
     TIMEOUT,
     Client,
     Server,
+    db_rows,
     free_port,
     identity_token,
     make_settings,
@@ -150,20 +150,18 @@ async def agent_says(
         assert r.status_code == 201, r.text
 
 
-def outbox_rows(server: Server) -> list[tuple[str, str, int, str | None]]:
-    path = Path(server.state.settings.data_dir) / "chat.db"
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return conn.execute(
-            "SELECT kind, recipient, attempts, last_error FROM mail_outbox ORDER BY created_at"
-        ).fetchall()
+def outbox_rows(server: Server) -> list[Any]:
+    return db_rows(
+        Path(server.state.settings.data_dir),
+        "SELECT kind, recipient, attempts, last_error FROM mail_outbox ORDER BY created_at",
+    )
 
 
-def confirmation_rows(server: Server) -> list[tuple[str, str | None, int | None]]:
-    path = Path(server.state.settings.data_dir) / "chat.db"
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return conn.execute(
-            "SELECT conversation_id, email, used_at FROM mail_confirmations"
-        ).fetchall()
+def confirmation_rows(server: Server) -> list[Any]:
+    return db_rows(
+        Path(server.state.settings.data_dir),
+        "SELECT conversation_id, email, used_at FROM mail_confirmations",
+    )
 
 
 async def outbox_until(server: Server, done: Callable[[Any], bool]) -> None:
@@ -676,7 +674,5 @@ async def test_erasure_takes_the_persons_emails_and_confirmations(tmp_path: Path
             assert r.status_code == 200, r.text
         assert confirmation_rows(server) == []
         assert [r[0] for r in outbox_rows(server)] == ["offline_notice"]
-        path = Path(settings.data_dir) / "chat.db"
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            left = conn.execute("SELECT conversation_id FROM mail_outbox").fetchall()
-            assert left == [(kept,)]
+        left = db_rows(Path(settings.data_dir), "SELECT conversation_id FROM mail_outbox")
+        assert left == [(kept,)]

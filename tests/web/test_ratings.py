@@ -3,10 +3,8 @@ stats' aggregates, and the rating as the visitor's personal data (export, erasur
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import sqlite3
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from chatserver.auth import new_token, token_hash
 from chatserver.clock import uuid7
 from chatserver.ratings import MAX_COMMENT
-from tests.helpers import Client, Server, make_settings, msg_id, running_server
+from tests.helpers import Client, Server, db_rows, make_settings, msg_id, running_server
 from tests.web.test_openapi import assert_conforms
 from tests.web.test_privacy_lifecycle import ShiftedClock
 
@@ -340,8 +338,7 @@ async def test_the_rating_is_in_the_export_and_goes_with_erasure(
         assert_conforms("post", "/subjects/{id}/erasure", 200, r.json())
         assert r.json()["erased"]["ratings"] == 1
     assert await server.state.store.rating(conv) is None
-    with contextlib.closing(sqlite3.connect(tmp_path / "chat.db")) as conn:
-        assert conn.execute("SELECT count(*) FROM ratings").fetchone() == (0,)
+    assert db_rows(tmp_path, "SELECT count(*) FROM ratings") == [(0,)]
 
 
 @pytest.fixture

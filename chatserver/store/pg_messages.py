@@ -1,0 +1,188 @@
+"""Writer operations of the PostgreSQL store that several nodes may run at once:
+storing messages (seq allocation, idempotency, conversation creation and reopening).
+
+The counterpart of ``_append_message`` in ``sqlite.py``, with the same answers.
+What differs is how it stays right with several writers: SQLite has one writer
+holding the database's write lock from BEGIN to COMMIT; here another node may
+write the same conversation at any time, so
+
+- a seq is allocated by ``UPDATE conversations SET last_seq = last_seq + 1 …
+  RETURNING``, which also locks the conversation's row until COMMIT: a second
+  node's message to it waits, then reads the new ``last_seq``;
+- a retried message (same author and ``client_msg_id``) is found by a probe,
+  and if another node stores it at the same moment the unique index
+  ``messages_idempotency`` refuses the second row: the batch is rolled back, the
+  writer runs each of its operations alone again, and the probe then finds the
+  committed message and answers it as the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+from chatserver.errors import BadRequest, Conflict, NotFound
+from chatserver.store.models import Conversation, NewMessage, StoredMessage
+from chatserver.store.pg_attachments import MESSAGE_ATTACHMENTS, claim_attachments
+from chatserver.store.pg_writer import PgTx
+from chatserver.store.sqlite import CONVERSATION_COLUMNS, CONVERSATION_FROM, _conversation, _message
+
+# The SQLite store's message columns, with the attachments aggregated in PostgreSQL's dialect.
+MESSAGE_COLUMNS = (
+    "m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
+    "CASE m.author_role WHEN 'agent' THEN ag.name WHEN 'visitor' THEN ac.name END, "
+    "m.kind, m.body, m.created_at, m.client_msg_id, " + MESSAGE_ATTACHMENTS
+)
+MESSAGE_FROM = (
+    "messages m "
+    "LEFT JOIN agents ag ON m.author_role = 'agent' AND ag.id = m.author_id "
+    "LEFT JOIN visitors v ON m.author_role = 'visitor' AND v.id = m.author_id "
+    "LEFT JOIN accounts ac ON ac.id = v.account_id"
+)
+
+
+async def fetch_conversation(conn: asyncpg.Connection, conversation_id: str) -> Conversation:
+    """The conversation as this transaction sees it (seqs allocated in it included)."""
+    row = await conn.fetchrow(
+        f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.id = $1",
+        conversation_id,
+    )
+    if row is None:
+        raise NotFound("no such conversation")
+    return _conversation(row)
+
+
+async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) -> StoredMessage:
+    """Store one message, assigning its seq in this same transaction (invariant 2).
+
+    The message rows of a batch are written by one ``executemany`` just before
+    COMMIT (``_write_messages``); the conversation's seq is counted up here, so
+    every later operation of the transaction sees it.
+    """
+    state = tx.state
+    pending: dict[tuple[str, str | None, str], StoredMessage] = state.setdefault("by_client_id", {})
+    if new.client_msg_id is not None:
+        key = (new.author_role, new.author_id, new.client_msg_id)
+        earlier = pending.get(key)
+        if earlier is None:
+            earlier = await _stored_by_client_id(conn, key)
+        if earlier is not None:
+            if new.conversation_id is not None and earlier.conversation_id != new.conversation_id:
+                raise Conflict("this client_msg_id was already used in another conversation")
+            return msgspec.structs.replace(earlier, duplicate=True, created_conversation=False)
+    # First, so that it runs before any step an operation below registers (the
+    # attachments' links point at these rows).
+    tx.before_commit("messages", _write_messages)
+    created = False
+    status = "open"
+    conversation_id = new.conversation_id
+    if conversation_id is None:
+        if new.new_conversation_id is None or new.visitor_id is None:
+            raise BadRequest("conversation_id is required")
+        conversation_id = new.new_conversation_id
+        status = "pending" if new.contact_email else "open"
+        await conn.execute(
+            "INSERT INTO conversations (id, visitor_id, account_id, status, contact_email, "
+            "created_at, updated_at) SELECT $1, id, account_id, $2, $3, $4, $4 FROM visitors "
+            "WHERE id = $5",
+            conversation_id,
+            status,
+            new.contact_email,
+            new.created_at,
+            new.visitor_id,
+        )
+        created = True
+    # Only last_seq changes here (no index holds it); the activity times are written
+    # once per conversation and batch, before COMMIT.
+    row = await conn.fetchrow(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 "
+        "RETURNING last_seq, visitor_id, status, account_id",
+        conversation_id,
+    )
+    if row is None:
+        raise NotFound("no such conversation")
+    seq, visitor_id, current_status, account_id = row
+    if (
+        new.visitor_id is not None
+        and visitor_id != new.visitor_id
+        # A verified person writes from any of their devices into their account's threads.
+        and (new.account_id is None or account_id != new.account_id)
+    ):
+        raise NotFound("no such conversation")
+    refs = await claim_attachments(conn, tx, new, conversation_id) if new.attachments else ()
+    reopened = False
+    if new.author_role == "visitor" and current_status == "resolved":
+        # The visitor wrote again: the conversation is back in the agents' open inbox.
+        await conn.execute(
+            "UPDATE conversations SET status = 'open', closed_at = NULL WHERE id = $1",
+            conversation_id,
+        )
+        current_status = "open"
+        reopened = True
+    times: dict[str, int] = state.setdefault("message_times", {})
+    times[conversation_id] = max(times.get(conversation_id, new.created_at), new.created_at)
+    stored = StoredMessage(
+        id=new.message_id,
+        conversation_id=conversation_id,
+        seq=seq,
+        author_role=new.author_role,
+        author_id=new.author_id,
+        author_name=None,
+        kind=new.kind,
+        body=new.body,
+        created_at=new.created_at,
+        client_msg_id=new.client_msg_id,
+        created_conversation=created,
+        conversation_status=status if created else current_status,
+        reopened=reopened,
+        attachments=refs,
+    )
+    state.setdefault("rows", []).append(stored)
+    if new.client_msg_id is not None:
+        pending[(new.author_role, new.author_id, new.client_msg_id)] = stored
+    return stored
+
+
+async def _stored_by_client_id(
+    conn: asyncpg.Connection, key: tuple[str, str | None, str]
+) -> StoredMessage | None:
+    # The bare index probe first: it is on every message's path, the join is not.
+    hit = await conn.fetchval(
+        "SELECT id FROM messages WHERE author_role = $1 AND author_id = $2 AND client_msg_id = $3",
+        *key,
+    )
+    if hit is None:
+        return None
+    row = await conn.fetchrow(f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} WHERE m.id = $1", hit)
+    return _message(row)
+
+
+async def _write_messages(conn: asyncpg.Connection, tx: PgTx) -> None:
+    rows: list[StoredMessage] = tx.state.get("rows", [])
+    if rows:
+        await conn.executemany(
+            "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
+            "created_at, client_msg_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [
+                (
+                    m.id,
+                    m.conversation_id,
+                    m.seq,
+                    m.author_role,
+                    m.author_id,
+                    m.kind,
+                    m.body,
+                    m.created_at,
+                    m.client_msg_id,
+                )
+                for m in rows
+            ],
+        )
+    times: dict[str, int] = tx.state.get("message_times", {})
+    if times:
+        # greatest(): another node's clock may be a little behind this one's.
+        await conn.executemany(
+            "UPDATE conversations SET last_message_at = greatest(last_message_at, $2), "
+            "updated_at = greatest(updated_at, $2) WHERE id = $1",
+            list(times.items()),
+        )
