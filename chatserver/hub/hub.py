@@ -202,8 +202,7 @@ class Hub:
         self._peers.add(peer)
         self.metrics.sockets[peer.role] += 1
         if peer.is_visitor:
-            self._visitors.add(peer)
-            return
+            return  # availability changes reach it once welcomed (``welcomed``)
         self._agents.add(peer)
         self.presence.join(peer.principal_id, peer.name or "", human=human)
         # A new socket hears who was here already; later changes come as they happen.
@@ -217,6 +216,13 @@ class Hub:
                         )
                     )
                 )
+
+    def welcomed(self, peer: Peer) -> None:
+        """A visitor socket has its ``welcome`` (with ``agents_online`` as of now): from
+        here on it hears availability changes; before, one would come ahead of the
+        welcome, which must be the first answer to ``hello``."""
+        if peer in self._peers:
+            self._visitors.add(peer)
 
     def unregister(self, peer: Peer) -> None:
         if peer not in self._peers:

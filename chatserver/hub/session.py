@@ -452,6 +452,7 @@ class VisitorSession(_Session):
                 )
             )
         )
+        self.hub.welcomed(self.peer)
         if identity_error is not None:
             # After the welcome, so the client knows where it stands when it reads why.
             self._fail(

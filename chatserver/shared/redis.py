@@ -60,7 +60,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # KEYS[1] the node list (a sorted set: node id -> when its snapshot expires, in ms of
-# Redis time), KEYS[2] the node's snapshot; ARGV node id, snapshot, lifetime (ms).
+# Redis time), KEYS[2] the node's snapshot; ARGV node id, snapshot, lifetime (ms), and
+# how long the list itself outlives the last write (ms).
 _PUT_PRESENCE = (
     _NOW_MS
     + """

@@ -339,10 +339,13 @@ async def test_a_batch_and_a_live_write_at_the_same_time(store: AnyStore) -> Non
         store.retention_batch("anonymous", CUTOFF, now=NOW, limit=500),
         say(store, live, "live", 50, at=NOW),
     )
-    assert batch[0] == {"conversations": 0, "messages": 500}
+    # At most ``limit`` rows; fewer when the batch's time budget ran out first (a busy box).
+    removed = batch[0]
+    assert removed["conversations"] == 0 and 0 < removed["messages"] <= 500
     assert last_seq == 51
     assert [m.seq for m in await store.messages_after(live, 0, 100)] == list(range(1, 52))
-    assert total(await run_out(store, "anonymous")) == {"conversations": 1, "messages": 100}
+    rest = 600 - removed["messages"]
+    assert total(await run_out(store, "anonymous")) == {"conversations": 1, "messages": rest}
 
 
 async def test_a_conversation_on_hold_is_kept_by_every_category(store: AnyStore) -> None:
