@@ -189,7 +189,9 @@ def db_rows(data_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tupl
     store = backend_settings(data_dir).get("store")
     if store is None:
         with contextlib.closing(sqlite3.connect(Path(data_dir) / "chat.db")) as conn:
-            return conn.execute(sql, params).fetchall()
+            rows = conn.execute(sql, params).fetchall()
+            conn.commit()  # a test may change rows behind the server's back (tampering)
+            return rows
     import concurrent.futures
     import itertools
     import re
@@ -209,6 +211,28 @@ def db_rows(data_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tupl
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: asyncio.run(run())).result()
+
+
+def database_bytes(data_dir: Path) -> bytes:
+    """Everything the database of the servers on ``data_dir`` holds, as an intruder
+    would read it: the SQLite file with its WAL, byte for byte; on PostgreSQL, every
+    row of every table of their schema as text (pages are the server's business)."""
+    if backend_settings(data_dir).get("store") is None:
+        return b"".join(p.read_bytes() for p in Path(data_dir).glob("chat.db*"))
+    tables = [
+        row[0]
+        for row in db_rows(
+            data_dir,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
+    ]
+    texts = [
+        str(row[0] or "")
+        for table in tables
+        for row in db_rows(data_dir, f'SELECT string_agg(t::text, chr(10)) FROM "{table}" t')
+    ]
+    return "\n".join(texts).encode()
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

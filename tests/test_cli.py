@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatserver.auth import token_hash, verify_password
-from chatserver.store.sqlite import SQLiteStore
-from tests.helpers import cli
+from chatserver.store import Store, store_from_url
+from tests.helpers import backend_settings, cli
 
 run = cli
 
 
-async def open_store(data_dir: Path) -> SQLiteStore:
-    store = SQLiteStore(data_dir / "chat.db")
+async def open_store(data_dir: Path) -> Store:
+    """The store the CLI used on ``data_dir`` (SQLite, or the test's PostgreSQL schema)."""
+    url = backend_settings(data_dir).get("store") or f"sqlite:///{data_dir / 'chat.db'}"
+    store = store_from_url(url)
     await store.open()
     return store
 

@@ -21,9 +21,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 async def two_nodes(tmp_path: Path) -> AsyncIterator[tuple[Server, Server]]:
     prefix = f"test-{uuid.uuid4().hex}:"
     # Catch-up is driven by hand here, so that the test decides when it runs.
-    settings = make_settings(
-        tmp_path, broker=f"{REDIS}?prefix={prefix}", catch_up_interval="off"
-    )
+    settings = make_settings(tmp_path, broker=f"{REDIS}?prefix={prefix}", catch_up_interval="off")
     async with running_server(settings) as a, running_server(settings) as b:
         yield a, b
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.helpers import (
     SITE_ID,
     Server,
     cli,
+    db_rows,
     identity_token,
     make_settings,
     msg_id,
@@ -122,11 +122,8 @@ async def assert_unchanged(server: Server, scene: Scene, audited: int) -> None:
 
 def count(server: Server, table: str) -> int:
     """Rows in ``table``, read beside the server on a connection of the test's own."""
-    conn = sqlite3.connect(Path(server.state.settings.data_dir) / "chat.db")
-    try:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    finally:
-        conn.close()
+    rows = db_rows(Path(server.state.settings.data_dir), f"SELECT count(*) FROM {table}")
+    return int(rows[0][0])
 
 
 def error_of(r: Any, status: int, code: str) -> str:

@@ -6,7 +6,6 @@ free of them, and an audit chain that verifies and then catches tampering."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import json
@@ -15,8 +14,20 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chatserver.clock import Clock
-from tests.helpers import Server, cli, identity_token, make_settings, msg_id, running_server
+from tests.helpers import (
+    BACKEND,
+    Server,
+    cli,
+    database_bytes,
+    db_rows,
+    identity_token,
+    make_settings,
+    msg_id,
+    running_server,
+)
 
 DAY_US = 86_400 * 1_000_000
 
@@ -253,7 +264,7 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
 
         # 9. While the server runs, the database file and its WAL hold none of the
         # person's words or profile (nor the stranger's, whom retention took).
-        raw = b"".join(p.read_bytes() for p in tmp_path.glob("chat.db*"))
+        raw = database_bytes(tmp_path)
         for text in [*SECRETS, NAME, EMAIL, "kari@new.example.no", "+47 400 00 000", PID]:
             assert text.encode() not in raw, text
         assert b"zzstranger" not in raw
@@ -285,14 +296,12 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
 
     # 11. Tampering with one entry, or removing one, is detected.
     assert cli(tmp_path, "audit", "verify").returncode == 0
-    with sqlite3.connect(tmp_path / "chat.db") as db:
-        seq = db.execute("SELECT seq FROM audit_log WHERE action = 'subject.erasure'").fetchone()[0]
-        db.execute("UPDATE audit_log SET actor_id = 'someone else' WHERE seq = ?", (seq,))
+    seq = db_rows(tmp_path, "SELECT seq FROM audit_log WHERE action = 'subject.erasure'")[0][0]
+    db_rows(tmp_path, "UPDATE audit_log SET actor_id = 'someone else' WHERE seq = ?", (seq,))
     result = cli(tmp_path, "audit", "verify")
     assert result.returncode == 1 and f"entry {seq}" in result.stderr
-    with sqlite3.connect(tmp_path / "chat.db") as db:
-        db.execute("UPDATE audit_log SET actor_id = NULL WHERE seq = ?", (seq,))
-        db.execute("DELETE FROM audit_log WHERE seq = ?", (seq - 1,))
+    db_rows(tmp_path, "UPDATE audit_log SET actor_id = NULL WHERE seq = ?", (seq,))
+    db_rows(tmp_path, "DELETE FROM audit_log WHERE seq = ?", (seq - 1,))
     assert cli(tmp_path, "audit", "verify").returncode == 1
 
 
@@ -334,6 +343,9 @@ async def test_another_person_on_the_same_browser_starts_afresh(server: Server) 
         assert welcome["merged"] == 0
 
 
+@pytest.mark.skipif(
+    BACKEND != "sqlite", reason="restores a SQLite file; PostgreSQL's restore is pg_restore"
+)
 async def test_erasure_reaches_a_restored_backup(tmp_path: Path) -> None:
     """A backup taken before an erasure, restored later, brings the person back; the
     erasure ledger (kept outside the database) lets `erase --reapply` take them out again."""
@@ -394,16 +406,14 @@ async def test_messages_racing_an_erasure_do_not_bring_data_back(server: Server)
         assert r.status_code == 200
         assert await tab.closed() == 1008
     await server.state.store.writer.idle()
-    db = sqlite3.connect(server.state.settings.data_dir + "/chat.db")
-    with contextlib.closing(db):
-        assert db.execute(
-            "SELECT count(*) FROM visitors WHERE id = ?", (visitor_id,)
-        ).fetchone() == (0,)
-        assert db.execute(
-            "SELECT count(*) FROM messages WHERE author_id = ?", (visitor_id,)
-        ).fetchone() == (0,)
-        assert db.execute(
-            "SELECT count(*) FROM conversations WHERE visitor_id = ? OR account_id = ?",
-            (visitor_id, subject_id),
-        ).fetchone() == (0,)
-        assert db.execute("SELECT count(*) FROM visitor_sessions").fetchone() == (0,)
+    data_dir = Path(server.state.settings.data_dir)
+    assert db_rows(data_dir, "SELECT count(*) FROM visitors WHERE id = ?", (visitor_id,)) == [(0,)]
+    assert db_rows(
+        data_dir, "SELECT count(*) FROM messages WHERE author_id = ?", (visitor_id,)
+    ) == [(0,)]
+    assert db_rows(
+        data_dir,
+        "SELECT count(*) FROM conversations WHERE visitor_id = ? OR account_id = ?",
+        (visitor_id, subject_id),
+    ) == [(0,)]
+    assert db_rows(data_dir, "SELECT count(*) FROM visitor_sessions") == [(0,)]
