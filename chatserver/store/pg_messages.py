@@ -25,7 +25,8 @@ from chatserver.errors import BadRequest, Conflict, NotFound
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
 from chatserver.store.pg_attachments import MESSAGE_ATTACHMENTS, claim_attachments
 from chatserver.store.pg_writer import PgTx
-from chatserver.store.sqlite import CONVERSATION_COLUMNS, CONVERSATION_FROM, _conversation, _message
+from chatserver.store.rows import CONVERSATION_COLUMNS, CONVERSATION_FROM, _conversation
+from chatserver.store.sqlite import _message
 
 # The SQLite store's message columns, with the attachments aggregated in PostgreSQL's dialect.
 MESSAGE_COLUMNS = (

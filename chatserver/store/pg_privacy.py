@@ -22,6 +22,7 @@ write this database at once, and the operations take locks instead:
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -124,12 +125,16 @@ _QMARK = re.compile(r"\?")
 Fetch = Callable[[str, tuple[Any, ...]], Awaitable[list[Any]]]
 
 
+@functools.lru_cache(maxsize=512)
 def numbered(sql: str) -> str:
     """``sql`` written with SQLite's ``?`` placeholders, with PostgreSQL's ``$1, $2 …``.
 
-    Only for the shared fragments of ``sqlite_privacy``, which hold no ``?`` but
-    placeholders (no string literal, no operator of that name).
+    For SQL shared with the SQLite store (``store/reads.py``, the fragments of
+    ``sqlite_privacy``), which hold no ``?`` but placeholders (no string literal, no
+    JSON operator of that name). SQL written for PostgreSQL passes unchanged.
     """
+    if "?" not in sql:
+        return sql
     counter = itertools.count(1)
     return _QMARK.sub(lambda _: f"${next(counter)}", sql)
 

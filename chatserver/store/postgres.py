@@ -28,7 +28,6 @@ import msgspec
 from chatserver.errors import BadRequest, ChatError, Conflict, NotFound, Unavailable
 from chatserver.store.models import (
     Agent,
-    ApiToken,
     AuditRecord,
     CannedResponse,
     Conversation,
@@ -46,21 +45,21 @@ from chatserver.store.pg_messages import (
     append_message,
     fetch_conversation,
 )
-from chatserver.store.pg_privacy import PgPrivacy, append_audit
+from chatserver.store.pg_privacy import PgPrivacy, append_audit, numbered
 from chatserver.store.pg_ratings import PgRatings
 from chatserver.store.pg_schema import migrate, quote_ident
 from chatserver.store.pg_writer import PgTx, PgWriter, is_connection_error
-from chatserver.store.sqlite import (
+from chatserver.store.reads import SharedReads
+from chatserver.store.rows import (
     AGENT_COLUMNS,
-    AGENT_COLUMNS_A,
     CONVERSATION_COLUMNS,
     CONVERSATION_FROM,
     _agent,
     _conversation,
-    _message,
     decode_cursor,
     encode_cursor,
 )
+from chatserver.store.sqlite import _message
 from chatserver.store.writer import BatchObserver, Done
 
 # A stopped or unreachable database should give a prompt ``unavailable``, not a hung request.
@@ -112,7 +111,7 @@ class Params:
         return f"${len(self.values)}"
 
 
-class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
+class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
     """The Store on PostgreSQL. Open with ``await store.open()``."""
 
     def __init__(
@@ -202,7 +201,7 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
             raise Unavailable("the store is closed")
         try:
             async with pool.acquire(timeout=self._connect_timeout) as conn:
-                return list(await conn.fetch(sql, *params))
+                return list(await conn.fetch(numbered(sql), *params))
         except ChatError:
             raise
         except Exception as exc:
@@ -222,17 +221,7 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
         """The SQLite store's catch-up of its search index; here the index is written with
         each message, so there is never anything to catch up."""
 
-    async def schema_version(self) -> int:
-        row = await self._row("SELECT max(version) FROM schema_migrations")
-        return int(row[0]) if row and row[0] is not None else 0
-
     # ------------------------------------------------------------ visitors and sessions
-
-    async def visitor_by_token_hash(self, token_hash: str) -> Visitor | None:
-        row = await self._row(
-            "SELECT id, account_id, created_at FROM visitors WHERE token_hash = $1", (token_hash,)
-        )
-        return Visitor(id=row[0], account_id=row[1], created_at=row[2]) if row else None
 
     async def create_visitor(self, visitor_id: str, token_hash: str, now: int) -> Visitor:
         async def op(conn: asyncpg.Connection, tx: PgTx) -> Visitor:
@@ -285,23 +274,7 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
             lambda _: None,
         )
 
-    async def sessions_of(self, visitor_id: str) -> list[SessionInfo]:
-        rows = await self._rows(
-            "SELECT id, visitor_id, started_at, ip, user_agent, device_class, browser, os, "
-            "page_url, page_title, referrer, locale, ended_at FROM visitor_sessions "
-            "WHERE visitor_id = $1 ORDER BY started_at",
-            (visitor_id,),
-        )
-        return [SessionInfo(*row) for row in rows]
-
     # ------------------------------------------------------------ conversations
-
-    async def conversation(self, conversation_id: str) -> Conversation | None:
-        row = await self._row(
-            f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.id = $1",
-            (conversation_id,),
-        )
-        return _conversation(row) if row else None
 
     async def last_seqs(self, conversation_ids: list[str]) -> dict[str, int]:
         rows = await self._rows(
@@ -509,23 +482,6 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
 
         self.writer.submit(op, done)
 
-    async def agent_read_positions(self, visitor_id: str) -> dict[str, int]:
-        """For each of a visitor's conversations, the furthest seq any agent has read."""
-        rows = await self._rows(
-            "SELECT r.conversation_id, max(r.seq) FROM conversation_reads r "
-            "JOIN conversations c ON c.id = r.conversation_id "
-            "WHERE c.visitor_id = $1 AND r.reader_role = 'agent' GROUP BY 1",
-            (visitor_id,),
-        )
-        return {row[0]: row[1] for row in rows}
-
-    async def read_state(self, conversation_id: str) -> list[tuple[str, str, int]]:
-        rows = await self._rows(
-            "SELECT reader_role, reader_id, seq FROM conversation_reads WHERE conversation_id = $1",
-            (conversation_id,),
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
     # ------------------------------------------------------------ agents and tokens
 
     async def add_agent(
@@ -559,14 +515,6 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
 
         return await self.writer.run(op)
 
-    async def agent(self, agent_id: str) -> Agent | None:
-        row = await self._row(f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1", (agent_id,))
-        return _agent(row) if row else None
-
-    async def list_agents(self) -> list[Agent]:
-        rows = await self._rows(f"SELECT {AGENT_COLUMNS} FROM agents ORDER BY name, id")
-        return [_agent(row) for row in rows]
-
     async def update_agent(
         self,
         agent_id: str,
@@ -599,12 +547,6 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
 
         return await self.writer.run(op)
 
-    async def agent_credentials(self, email: str) -> tuple[Agent, str | None] | None:
-        row = await self._row(
-            f"SELECT {AGENT_COLUMNS}, password_hash FROM agents WHERE email = $1", (email,)
-        )
-        return (_agent(row), row[6]) if row else None
-
     async def create_api_token(
         self, token_id: str, token_hash: str, agent_id: str, now: int
     ) -> None:
@@ -618,14 +560,6 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
                 now,
             )
         )
-
-    async def tokens(self) -> list[tuple[str, int, int | None, Agent]]:
-        """Every API token: (id, created_at, revoked_at, its agent), newest first."""
-        rows = await self._rows(
-            f"SELECT t.id, t.created_at, t.revoked_at, {AGENT_COLUMNS_A} FROM api_tokens t "
-            "JOIN agents a ON a.id = t.agent_id ORDER BY t.created_at DESC, t.id DESC"
-        )
-        return [(r[0], r[1], r[2], _agent(r[3:])) for r in rows]
 
     async def revoke_token(self, token_id: str, now: int) -> Agent:
         """Revoke a token; answers its agent. Revoking twice is fine."""
@@ -644,19 +578,7 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
 
         return await self.writer.run(op)
 
-    async def token(self, token_hash: str) -> ApiToken | None:
-        row = await self._row(
-            f"SELECT t.id, {AGENT_COLUMNS_A} FROM api_tokens t JOIN agents a ON a.id = t.agent_id "
-            "WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-            (token_hash,),
-        )
-        return ApiToken(id=row[0], agent=_agent(row[1:])) if row else None
-
     # ------------------------------------------------------------ allowed origins
-
-    async def allowed_origins(self) -> list[str]:
-        rows = await self._rows("SELECT origin FROM allowed_origins ORDER BY origin")
-        return [row[0] for row in rows]
 
     async def allow_origin(self, origin: str, now: int) -> None:
         await self.writer.run(
@@ -679,12 +601,6 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
         )
 
     # ------------------------------------------------------------ canned responses
-
-    async def canned_responses(self) -> list[CannedResponse]:
-        rows = await self._rows(
-            "SELECT id, shortcut, body, updated_at FROM canned_responses ORDER BY shortcut"
-        )
-        return [CannedResponse(*row) for row in rows]
 
     async def save_canned_response(
         self, response_id: str, shortcut: str, body: str, now: int, *, create: bool
@@ -759,14 +675,6 @@ class PostgresStore(PgAttachments, PgRatings, PgPrivacy):
             "ORDER BY published_at DESC, n DESC LIMIT 1"
         )
         return Policy(*row) if row else None
-
-    async def has_consent(self, version: str, visitor_id: str, account_id: str | None) -> bool:
-        row = await self._row(
-            "SELECT 1 FROM consents WHERE policy_version = $1 AND "
-            "(visitor_id = $2 OR (account_id IS NOT NULL AND account_id = $3)) LIMIT 1",
-            (version, visitor_id, account_id),
-        )
-        return row is not None
 
     async def record_consent(
         self,

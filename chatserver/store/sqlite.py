@@ -8,7 +8,6 @@ messages shares one transaction and one fsync.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import re
@@ -23,7 +22,6 @@ from chatserver.errors import BadRequest, Conflict, NotFound, Unavailable
 from chatserver.store.migrations import MIGRATIONS
 from chatserver.store.models import (
     Agent,
-    ApiToken,
     AuditRecord,
     CannedResponse,
     Conversation,
@@ -33,6 +31,16 @@ from chatserver.store.models import (
     SessionInfo,
     StoredMessage,
     Visitor,
+)
+from chatserver.store.reads import SharedReads
+from chatserver.store.rows import (
+    AGENT_COLUMNS,
+    CONVERSATION_COLUMNS,
+    CONVERSATION_FROM,
+    _agent,
+    _conversation,
+    decode_cursor,
+    encode_cursor,
 )
 from chatserver.store.sqlite_attachments import (
     MESSAGE_ATTACHMENTS,
@@ -52,12 +60,6 @@ CHECKPOINT_SECONDS = 0.1
 INDEX_SECONDS = 0.05
 INDEX_BATCH = 64
 
-CONVERSATION_COLUMNS = (
-    "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
-    "c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.legal_hold, c.contact_email"
-)
-CONVERSATION_FROM = "conversations c LEFT JOIN agents a ON a.id = c.assignee_id"
-
 MESSAGE_COLUMNS = (
     "m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
     "CASE m.author_role WHEN 'agent' THEN ag.name WHEN 'visitor' THEN ac.name END, "
@@ -69,25 +71,6 @@ MESSAGE_FROM = (
     "LEFT JOIN visitors v ON m.author_role = 'visitor' AND v.id = m.author_id "
     "LEFT JOIN accounts ac ON ac.id = v.account_id"
 )
-
-
-def _conversation(row: Any) -> Conversation:
-    return Conversation(
-        id=row[0],
-        visitor_id=row[1],
-        account_id=row[2],
-        status=row[3],
-        assignee_id=row[4],
-        assignee_name=row[5],
-        tags=json.loads(row[6]),
-        last_seq=row[7],
-        created_at=row[8],
-        updated_at=row[9],
-        last_message_at=row[10],
-        closed_at=row[11],
-        legal_hold=bool(row[12]),
-        contact_email=row[13],
-    )
 
 
 def _message(row: Any, **extra: Any) -> StoredMessage:
@@ -107,45 +90,13 @@ def _message(row: Any, **extra: Any) -> StoredMessage:
     )
 
 
-def _agent(row: Any) -> Agent:
-    return Agent(
-        id=row[0], email=row[1], name=row[2], role=row[3], active=bool(row[4]), kind=row[5]
-    )
-
-
-AGENT_COLUMNS = "id, email, name, role, active, kind"
-# The same columns from a join where the agents table is ``a``.
-AGENT_COLUMNS_A = ", ".join(f"a.{c.strip()}" for c in AGENT_COLUMNS.split(","))
-
-
-def encode_cursor(*parts: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor is not one this server made") from None
-    if (
-        not isinstance(parts, list)
-        or len(parts) != len(shape)
-        or not all(
-            isinstance(p, t) and not isinstance(p, bool) for p, t in zip(parts, shape, strict=True)
-        )
-    ):
-        raise BadRequest("cursor is not one this server made")
-    return parts
-
-
 def _path_of(url: str) -> Path:
     if not url.startswith("sqlite:///"):
         raise ValueError(f"not a sqlite URL: {url!r}")
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
+class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
     """The Store on one SQLite file. Open with ``await store.open()``."""
 
     def __init__(
@@ -305,17 +256,7 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
         await self._rows("SELECT 1")
         await self.writer.run(lambda conn, tx: conn.execute("SELECT 1").fetchone())
 
-    async def schema_version(self) -> int:
-        row = await self._row("SELECT max(version) FROM schema_migrations")
-        return int(row[0]) if row and row[0] is not None else 0
-
     # ------------------------------------------------------------ visitors and sessions
-
-    async def visitor_by_token_hash(self, token_hash: str) -> Visitor | None:
-        row = await self._row(
-            "SELECT id, account_id, created_at FROM visitors WHERE token_hash = ?", (token_hash,)
-        )
-        return Visitor(id=row[0], account_id=row[1], created_at=row[2]) if row else None
 
     async def create_visitor(self, visitor_id: str, token_hash: str, now: int) -> Visitor:
         def op(conn: sqlite3.Connection, tx: Tx) -> Visitor:
@@ -366,23 +307,7 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
             lambda _: None,
         )
 
-    async def sessions_of(self, visitor_id: str) -> list[SessionInfo]:
-        rows = await self._rows(
-            "SELECT id, visitor_id, started_at, ip, user_agent, device_class, browser, os, "
-            "page_url, page_title, referrer, locale, ended_at FROM visitor_sessions "
-            "WHERE visitor_id = ? ORDER BY started_at",
-            (visitor_id,),
-        )
-        return [SessionInfo(*row) for row in rows]
-
     # ------------------------------------------------------------ conversations
-
-    async def conversation(self, conversation_id: str) -> Conversation | None:
-        row = await self._row(
-            f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.id = ?",
-            (conversation_id,),
-        )
-        return _conversation(row) if row else None
 
     async def last_seqs(self, conversation_ids: list[str]) -> dict[str, int]:
         heads: dict[str, int] = {}
@@ -597,23 +522,6 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
 
         self.writer.submit(op, done)
 
-    async def agent_read_positions(self, visitor_id: str) -> dict[str, int]:
-        """For each of a visitor's conversations, the furthest seq any agent has read."""
-        rows = await self._rows(
-            "SELECT r.conversation_id, max(r.seq) FROM conversation_reads r "
-            "JOIN conversations c ON c.id = r.conversation_id "
-            "WHERE c.visitor_id = ? AND r.reader_role = 'agent' GROUP BY 1",
-            (visitor_id,),
-        )
-        return {row[0]: row[1] for row in rows}
-
-    async def read_state(self, conversation_id: str) -> list[tuple[str, str, int]]:
-        rows = await self._rows(
-            "SELECT reader_role, reader_id, seq FROM conversation_reads WHERE conversation_id = ?",
-            (conversation_id,),
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
     # ------------------------------------------------------------ agents and tokens
 
     async def add_agent(
@@ -641,14 +549,6 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
             return Agent(id=agent_id, email=email, name=name, role=role, active=True, kind=kind)
 
         return await self.writer.run(op)
-
-    async def agent(self, agent_id: str) -> Agent | None:
-        row = await self._row(f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?", (agent_id,))
-        return _agent(row) if row else None
-
-    async def list_agents(self) -> list[Agent]:
-        rows = await self._rows(f"SELECT {AGENT_COLUMNS} FROM agents ORDER BY name, id")
-        return [_agent(row) for row in rows]
 
     async def update_agent(
         self,
@@ -684,12 +584,6 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
 
         return await self.writer.run(op)
 
-    async def agent_credentials(self, email: str) -> tuple[Agent, str | None] | None:
-        row = await self._row(
-            f"SELECT {AGENT_COLUMNS}, password_hash FROM agents WHERE email = ?", (email,)
-        )
-        return (_agent(row), row[6]) if row else None
-
     async def create_api_token(
         self, token_id: str, token_hash: str, agent_id: str, now: int
     ) -> None:
@@ -699,14 +593,6 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
                 (token_id, token_hash, agent_id, now),
             )
         )
-
-    async def tokens(self) -> list[tuple[str, int, int | None, Agent]]:
-        """Every API token: (id, created_at, revoked_at, its agent), newest first."""
-        rows = await self._rows(
-            f"SELECT t.id, t.created_at, t.revoked_at, {AGENT_COLUMNS_A} FROM api_tokens t "
-            "JOIN agents a ON a.id = t.agent_id ORDER BY t.created_at DESC, t.id DESC"
-        )
-        return [(r[0], r[1], r[2], _agent(r[3:])) for r in rows]
 
     async def revoke_token(self, token_id: str, now: int) -> Agent:
         """Revoke a token; answers its agent. Revoking twice is fine."""
@@ -726,19 +612,7 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
 
         return await self.writer.run(op)
 
-    async def token(self, token_hash: str) -> ApiToken | None:
-        row = await self._row(
-            f"SELECT t.id, {AGENT_COLUMNS_A} FROM api_tokens t JOIN agents a ON a.id = t.agent_id "
-            "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
-            (token_hash,),
-        )
-        return ApiToken(id=row[0], agent=_agent(row[1:])) if row else None
-
     # ------------------------------------------------------------ allowed origins
-
-    async def allowed_origins(self) -> list[str]:
-        rows = await self._rows("SELECT origin FROM allowed_origins ORDER BY origin")
-        return [row[0] for row in rows]
 
     async def allow_origin(self, origin: str, now: int) -> None:
         await self.writer.run(
@@ -760,12 +634,6 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
         )
 
     # ------------------------------------------------------------ canned responses
-
-    async def canned_responses(self) -> list[CannedResponse]:
-        rows = await self._rows(
-            "SELECT id, shortcut, body, updated_at FROM canned_responses ORDER BY shortcut"
-        )
-        return [CannedResponse(*row) for row in rows]
 
     async def save_canned_response(
         self, response_id: str, shortcut: str, body: str, now: int, *, create: bool
@@ -834,14 +702,6 @@ class SQLiteStore(SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
             "ORDER BY published_at DESC, rowid DESC LIMIT 1"
         )
         return Policy(*row) if row else None
-
-    async def has_consent(self, version: str, visitor_id: str, account_id: str | None) -> bool:
-        row = await self._row(
-            "SELECT 1 FROM consents WHERE policy_version = ? AND "
-            "(visitor_id = ? OR (account_id IS NOT NULL AND account_id = ?)) LIMIT 1",
-            (version, visitor_id, account_id),
-        )
-        return row is not None
 
     async def record_consent(
         self,

@@ -18,7 +18,7 @@ from chatserver.errors import NotFound
 from chatserver.store.models import AuditRecord
 from chatserver.store.pg_attachments import affected
 from chatserver.store.pg_privacy import append_audit
-from chatserver.store.sqlite import decode_cursor, encode_cursor
+from chatserver.store.rows import decode_cursor, encode_cursor
 from chatserver.store.writer import Done
 from chatserver.webhooks.store import (
     DEFAULT_LEASE_US,

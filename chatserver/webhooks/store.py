@@ -21,7 +21,7 @@ import msgspec
 
 from chatserver.errors import NotFound
 from chatserver.store.models import AuditRecord
-from chatserver.store.sqlite import decode_cursor, encode_cursor
+from chatserver.store.rows import decode_cursor, encode_cursor
 from chatserver.store.sqlite_privacy import append_audit
 from chatserver.store.writer import Done, GroupCommitWriter, Tx
 
