@@ -67,6 +67,15 @@ def test_bad_settings_stop_the_command_with_a_message(tmp_path: Path) -> None:
     assert out.returncode == 2 and "CHATSERVER_HELLO_TIMEOUT" in out.stderr
 
 
+def test_several_workers_need_a_shared_broker(tmp_path: Path) -> None:
+    """With the in-process broker, events could not cross processes: refused at start."""
+    memory = {"CHATSERVER_BROKER": "memory://"}
+    out = run(tmp_path, "serve", "--workers", "2", "--port", "1", env=memory)
+    assert out.returncode == 2 and "several workers need a shared broker" in out.stderr
+    zero = run(tmp_path, "serve", "--workers", "0", "--port", "1", env=memory)
+    assert zero.returncode == 2 and "workers" in zero.stderr
+
+
 def test_unknown_role_is_refused(tmp_path: Path) -> None:
     """Roles are agent, admin or compliance."""
     out = run(tmp_path, "token", "create", "--role", "root")

@@ -9,10 +9,10 @@ write the same conversation at any time, so
 - a seq is allocated by ``UPDATE conversations SET last_seq = last_seq + 1 …
   RETURNING``, which also locks the conversation's row until COMMIT: a second
   node's message to it waits, then reads the new ``last_seq``;
-- a retried message (same author and ``client_msg_id``) is found by a probe,
-  and if another node stores it at the same moment the unique index
-  ``messages_idempotency`` refuses the second row: the batch is rolled back, the
-  writer runs each of its operations alone again, and the probe then finds the
+- a retried message (same author and ``client_msg_id``) is refused by the unique
+  index ``messages_idempotency`` (whether it was stored long ago or by another
+  node a moment ago): the batch is rolled back, the writer runs each of its
+  operations alone again, and alone an operation probes first, finds the
   committed message and answers it as the duplicate.
 """
 
@@ -65,7 +65,10 @@ async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) ->
     if new.client_msg_id is not None:
         key = (new.author_role, new.author_id, new.client_msg_id)
         earlier = pending.get(key)
-        if earlier is None:
+        if earlier is None and tx.alone:
+            # In a batch, no probe (a round trip per message): a retried message
+            # makes the unique index refuse the batch's INSERT, and the writer then
+            # runs each operation alone, when this probe answers it as the duplicate.
             earlier = await _stored_by_client_id(conn, key)
         if earlier is not None:
             if new.conversation_id is not None and earlier.conversation_id != new.conversation_id:

@@ -61,6 +61,7 @@ from chatserver.store.sqlite_privacy import (
     CLAIM_JOB_SQL,
     PROFILE_FIELDS,
     RECTIFICATION_COLUMNS,
+    PrivacyReads,
     _account,
     _audit_entry,
     _rectification,
@@ -321,7 +322,7 @@ async def _apply_field(
     )
 
 
-class PgPrivacy:
+class PgPrivacy(PrivacyReads):
     """Privacy operations of ``PostgresStore``: it provides ``writer``, ``_rows``,
     ``_pool`` (reads on a connection of their own) and ``_connect`` (a new connection)."""
 
@@ -447,16 +448,6 @@ class PgPrivacy:
         )
         return [row[0] for row in rows]
 
-    async def account_by_sub(self, sub: str) -> Account | None:
-        rows = await self._rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sub = $1", (sub,))
-        return _account(rows[0]) if rows else None
-
-    async def account(self, account_id: str) -> Account | None:
-        rows = await self._rows(
-            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", (account_id,)
-        )
-        return _account(rows[0]) if rows else None
-
     # ------------------------------------------------------------ subjects
 
     async def subject(self, subject_id: str) -> Subject | None:
@@ -515,17 +506,6 @@ class PgPrivacy:
             return found
 
         return await self.writer.run(op)
-
-    async def subject_ids(self) -> list[str]:
-        """Every subject in the store: accounts, and visitors never linked to one."""
-        rows = await self._rows(
-            "SELECT id FROM accounts UNION ALL SELECT id FROM visitors WHERE account_id IS NULL"
-        )
-        return [row[0] for row in rows]
-
-    async def tombstone_refs(self) -> list[str]:
-        rows = await self._rows("SELECT subject_ref FROM tombstones WHERE subject_ref IS NOT NULL")
-        return [row[0] for row in rows]
 
     async def export_rows(self, subject_id: str) -> dict[str, Any] | None:
         """Everything stored about one subject, read in one REPEATABLE READ, read-only
@@ -869,14 +849,6 @@ class PgPrivacy:
         )
         return _rectification(rows[0]) if rows else None
 
-    async def rectifications(self, account_id: str) -> list[Rectification]:
-        rows = await self._rows(
-            f"SELECT {RECTIFICATION_COLUMNS} FROM rectifications WHERE account_id = $1 "
-            "ORDER BY requested_at, id",
-            (account_id,),
-        )
-        return [_rectification(r) for r in rows]
-
     # ------------------------------------------------------------ audit
 
     async def append_audit(self, record: AuditRecord) -> AuditEntry:
@@ -908,10 +880,6 @@ class PgPrivacy:
             (*params, limit),
         )
         return [_audit_entry(r) for r in rows]
-
-    async def audit_anchor(self) -> tuple[int, str] | None:
-        rows = await self._rows("SELECT seq, hash FROM audit_anchor WHERE id = 1")
-        return (rows[0][0], rows[0][1]) if rows else None
 
     # ------------------------------------------------------------ retention
 
@@ -986,9 +954,6 @@ class PgPrivacy:
         ]
 
     # ------------------------------------------------------------ export files
-
-    async def export_file_exists(self, file_id: str) -> bool:
-        return bool(await self._rows("SELECT 1 FROM export_files WHERE id = $1", (file_id,)))
 
     async def add_export_file(self, file_id: str, subject_id: str, path: str, now: int) -> None:
         async def op(conn: asyncpg.Connection, tx: PgTx) -> None:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from chatserver.business_hours import Schedule, Week
+from chatserver.business_hours import Schedule
 from chatserver.errors import Conflict, NotFound
 from chatserver.store.models import Rating
-from chatserver.store.sqlite_ratings import RATING_COLUMNS
+from chatserver.store.sqlite_ratings import RATING_COLUMNS, RatingReads
 
 if TYPE_CHECKING:
     import asyncpg
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _UTC_DAY = "to_char(to_timestamp(r.created_at / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
-class PgRatings:
+class PgRatings(RatingReads):
     writer: PgWriter
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -88,12 +88,6 @@ class PgRatings:
 
         return await self.writer.run(op)
 
-    async def rating(self, conversation_id: str) -> Rating | None:
-        rows = await self._rows(
-            f"SELECT {RATING_COLUMNS} FROM ratings WHERE conversation_id = $1", (conversation_id,)
-        )
-        return Rating(*rows[0]) if rows else None
-
     async def csat_rows(self, start: int, end: int) -> dict[str, list[Any]]:
         """Ratings given in [start, end), grouped: by score, by agent (with name), by UTC day.
 
@@ -124,23 +118,6 @@ class PgRatings:
         }
 
     # ------------------------------------------------------------ business hours
-
-    async def business_hours(self) -> tuple[Schedule, int] | None:
-        """The stored schedule and when it was saved; None when nobody set one."""
-        rows = await self._rows(
-            "SELECT enabled, time_zone, weekly, closed_dates, updated_at "
-            "FROM business_hours WHERE id = 1"
-        )
-        if not rows:
-            return None
-        enabled, time_zone, weekly, closed_dates, updated_at = rows[0]
-        schedule = Schedule(
-            enabled=bool(enabled),
-            time_zone=time_zone,
-            weekly=msgspec.json.decode(weekly, type=Week),
-            closed_dates=json.loads(closed_dates),
-        )
-        return schedule, updated_at
 
     async def save_business_hours(self, schedule: Schedule, now: int) -> None:
         async def op(conn: asyncpg.Connection, tx: PgTx) -> None:

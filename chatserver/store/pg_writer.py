@@ -71,10 +71,13 @@ class PgTx:
     another node may write the same rows between two of them.
     """
 
-    __slots__ = ("_steps", "state")
+    __slots__ = ("_steps", "alone", "state")
 
-    def __init__(self) -> None:
+    def __init__(self, *, alone: bool = False) -> None:
         self.state: dict[str, Any] = {}
+        # True when the operation runs in a transaction of its own, after its batch
+        # failed: an operation may be optimistic in a batch and careful alone.
+        self.alone = alone
         self._steps: dict[str, Callable[[asyncpg.Connection, PgTx], Awaitable[None]]] = {}
 
     def before_commit(
@@ -243,7 +246,7 @@ class PgWriter:
             try:
                 conn = await self.connection()
                 async with conn.transaction():
-                    tx = PgTx()
+                    tx = PgTx(alone=True)
                     result = await op(conn, tx)
                     await tx.finish(conn)
                 return result

@@ -333,7 +333,51 @@ def export_rows(path: Path, subject_id: str) -> dict[str, Any] | None:
         conn.close()
 
 
-class SQLitePrivacy:
+class PrivacyReads:
+    """Privacy reads both stores answer with the same SQL (``?`` placeholders; the PostgreSQL
+    store numbers them)."""
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def account(self, account_id: str) -> Account | None:
+        rows = await self._rows(
+            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
+        )
+        return _account(rows[0]) if rows else None
+
+    async def account_by_sub(self, sub: str) -> Account | None:
+        rows = await self._rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sub = ?", (sub,))
+        return _account(rows[0]) if rows else None
+
+    async def subject_ids(self) -> list[str]:
+        """Every subject in the store: accounts, and visitors never linked to one."""
+        rows = await self._rows(
+            "SELECT id FROM accounts UNION ALL SELECT id FROM visitors WHERE account_id IS NULL"
+        )
+        return [row[0] for row in rows]
+
+    async def tombstone_refs(self) -> list[str]:
+        rows = await self._rows("SELECT subject_ref FROM tombstones WHERE subject_ref IS NOT NULL")
+        return [row[0] for row in rows]
+
+    async def rectifications(self, account_id: str) -> list[Rectification]:
+        rows = await self._rows(
+            f"SELECT {RECTIFICATION_COLUMNS} FROM rectifications WHERE account_id = ? "
+            "ORDER BY requested_at, id",
+            (account_id,),
+        )
+        return [_rectification(r) for r in rows]
+
+    async def audit_anchor(self) -> tuple[int, str] | None:
+        rows = await self._rows("SELECT seq, hash FROM audit_anchor WHERE id = 1")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def export_file_exists(self, file_id: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM export_files WHERE id = ?", (file_id,)))
+
+
+class SQLitePrivacy(PrivacyReads):
     """Privacy operations of ``SQLiteStore``: it provides ``writer``, ``path`` and ``_rows``."""
 
     writer: GroupCommitWriter
@@ -439,16 +483,6 @@ class SQLitePrivacy:
         )
         return [row[0] for row in rows]
 
-    async def account_by_sub(self, sub: str) -> Account | None:
-        rows = await self._rows(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sub = ?", (sub,))
-        return _account(rows[0]) if rows else None
-
-    async def account(self, account_id: str) -> Account | None:
-        rows = await self._rows(
-            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
-        )
-        return _account(rows[0]) if rows else None
-
     # ------------------------------------------------------------ subjects
 
     async def subject(self, subject_id: str) -> Subject | None:
@@ -506,17 +540,6 @@ class SQLitePrivacy:
             return found
 
         return await self.writer.run(op)
-
-    async def subject_ids(self) -> list[str]:
-        """Every subject in the store: accounts, and visitors never linked to one."""
-        rows = await self._rows(
-            "SELECT id FROM accounts UNION ALL SELECT id FROM visitors WHERE account_id IS NULL"
-        )
-        return [row[0] for row in rows]
-
-    async def tombstone_refs(self) -> list[str]:
-        rows = await self._rows("SELECT subject_ref FROM tombstones WHERE subject_ref IS NOT NULL")
-        return [row[0] for row in rows]
 
     async def export_rows(self, subject_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(export_rows, self.path, subject_id)
@@ -799,14 +822,6 @@ class SQLitePrivacy:
         )
         return _rectification(rows[0]) if rows else None
 
-    async def rectifications(self, account_id: str) -> list[Rectification]:
-        rows = await self._rows(
-            f"SELECT {RECTIFICATION_COLUMNS} FROM rectifications WHERE account_id = ? "
-            "ORDER BY requested_at, id",
-            (account_id,),
-        )
-        return [_rectification(r) for r in rows]
-
     # ------------------------------------------------------------ audit
 
     async def append_audit(self, record: AuditRecord) -> AuditEntry:
@@ -833,10 +848,6 @@ class SQLitePrivacy:
             (*params, limit),
         )
         return [_audit_entry(r) for r in rows]
-
-    async def audit_anchor(self) -> tuple[int, str] | None:
-        rows = await self._rows("SELECT seq, hash FROM audit_anchor WHERE id = 1")
-        return (rows[0][0], rows[0][1]) if rows else None
 
     # ------------------------------------------------------------ retention
 
@@ -910,9 +921,6 @@ class SQLitePrivacy:
         ]
 
     # ------------------------------------------------------------ export files
-
-    async def export_file_exists(self, file_id: str) -> bool:
-        return bool(await self._rows("SELECT 1 FROM export_files WHERE id = ?", (file_id,)))
 
     async def add_export_file(self, file_id: str, subject_id: str, path: str, now: int) -> None:
         await self.writer.run(

@@ -24,7 +24,37 @@ if TYPE_CHECKING:
 RATING_COLUMNS = "conversation_id, visitor_id, agent_id, score, comment, created_at"
 
 
-class SQLiteRatings:
+class RatingReads:
+    """Rating and business-hours reads both stores answer with the same SQL."""
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def rating(self, conversation_id: str) -> Rating | None:
+        rows = await self._rows(
+            f"SELECT {RATING_COLUMNS} FROM ratings WHERE conversation_id = ?", (conversation_id,)
+        )
+        return Rating(*rows[0]) if rows else None
+
+    async def business_hours(self) -> tuple[Schedule, int] | None:
+        """The stored schedule and when it was saved; None when nobody set one."""
+        rows = await self._rows(
+            "SELECT enabled, time_zone, weekly, closed_dates, updated_at "
+            "FROM business_hours WHERE id = 1"
+        )
+        if not rows:
+            return None
+        enabled, time_zone, weekly, closed_dates, updated_at = rows[0]
+        schedule = Schedule(
+            enabled=bool(enabled),
+            time_zone=time_zone,
+            weekly=msgspec.json.decode(weekly, type=Week),
+            closed_dates=json.loads(closed_dates),
+        )
+        return schedule, updated_at
+
+
+class SQLiteRatings(RatingReads):
     writer: GroupCommitWriter
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -78,12 +108,6 @@ class SQLiteRatings:
 
         return await self.writer.run(op)
 
-    async def rating(self, conversation_id: str) -> Rating | None:
-        rows = await self._rows(
-            f"SELECT {RATING_COLUMNS} FROM ratings WHERE conversation_id = ?", (conversation_id,)
-        )
-        return Rating(*rows[0]) if rows else None
-
     async def csat_rows(self, start: int, end: int) -> dict[str, list[Any]]:
         """Ratings given in [start, end), grouped: by score, by agent (with name), by UTC day.
 
@@ -112,23 +136,6 @@ class SQLiteRatings:
         }
 
     # ------------------------------------------------------------ business hours
-
-    async def business_hours(self) -> tuple[Schedule, int] | None:
-        """The stored schedule and when it was saved; None when nobody set one."""
-        rows = await self._rows(
-            "SELECT enabled, time_zone, weekly, closed_dates, updated_at "
-            "FROM business_hours WHERE id = 1"
-        )
-        if not rows:
-            return None
-        enabled, time_zone, weekly, closed_dates, updated_at = rows[0]
-        schedule = Schedule(
-            enabled=bool(enabled),
-            time_zone=time_zone,
-            weekly=msgspec.json.decode(weekly, type=Week),
-            closed_dates=json.loads(closed_dates),
-        )
-        return schedule, updated_at
 
     async def save_business_hours(self, schedule: Schedule, now: int) -> None:
         await self.writer.run(

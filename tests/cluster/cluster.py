@@ -106,17 +106,17 @@ class Cluster:
             "CHATSERVER_RATE_LIMIT_BURST": "100000",
         }
 
-    async def start_node(self, name: str) -> Node:
-        node = self._launch(name)
+    async def start_node(self, name: str, *args: str) -> Node:
+        node = self._launch(name, args)
         await wait_ready(node)
         return node
 
-    def _launch(self, name: str) -> Node:
+    def _launch(self, name: str, args: tuple[str, ...] = ()) -> Node:
         port = free_port()
         log = self.tmp / f"{name}.log"
         with log.open("wb") as out:  # the child keeps its own copy of the descriptor
             process = subprocess.Popen(
-                [sys.executable, "-m", "chatserver", "serve", "--port", str(port)],
+                [sys.executable, "-m", "chatserver", "serve", "--port", str(port), *args],
                 env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -187,8 +187,7 @@ async def wait_ready(node: Node) -> None:
 @contextlib.asynccontextmanager
 async def cluster(tmp: Path, names: tuple[str, ...] = ("a", "b", "c")) -> AsyncIterator[Cluster]:
     database = f"cs_cluster_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{database}"')
+    await _admin(f'CREATE DATABASE "{database}"')
     proxy = TcpProxy("127.0.0.1", 5432)
     await proxy.start()
     the = Cluster(tmp=tmp, database=database, prefix=f"cluster-{uuid.uuid4().hex}:", pg_proxy=proxy)
@@ -199,5 +198,13 @@ async def cluster(tmp: Path, names: tuple[str, ...] = ("a", "b", "c")) -> AsyncI
     finally:
         await the.stop()
         await proxy.close()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+async def _admin(sql: str) -> None:
+    """One statement on a connection of its own (a test may restart PostgreSQL)."""
+    admin = await asyncpg.connect(PG_ADMIN, timeout=10)
+    try:
+        await admin.execute(sql)
+    finally:
         await admin.close()

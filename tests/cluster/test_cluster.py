@@ -242,3 +242,29 @@ async def _ready_again(http: Any) -> None:
             if (await http.get("/readyz")).status_code == 200:
                 return
             await asyncio.sleep(0.1)
+
+
+async def test_serve_with_several_workers_shares_one_port(tmp_path: Path) -> None:
+    """`chatserver serve --workers 3`: three processes behind one port, on PostgreSQL and
+    Redis, serving a conversation (which worker takes which socket is the kernel's
+    choice; the three-node tests above put the two sides on different processes)."""
+    import psutil
+
+    async with cluster(tmp_path, names=()) as cl:
+        node = await cl.start_node("w", "--workers", "3")
+        workers = psutil.Process(node.process.pid).children(recursive=True)
+        assert len([w for w in workers if "python" in w.name()]) >= 3
+        token = await cl.token()
+        you, them = View("visitor"), View("agent")
+        async with node.visitor() as (visitor, _), node.agent(token) as agent:
+            conv = await open_conversation(visitor, you, agent, them)
+            readers = [
+                asyncio.create_task(pump(visitor, you)),
+                asyncio.create_task(pump(agent, them)),
+            ]
+            await converse(visitor, you, agent, them, conv, 30, "w")
+            await you.reaches(61)
+            await them.reaches(61)
+            for task in readers:
+                task.cancel()
+            assert_complete(await history(node, token, conv), you, them)
