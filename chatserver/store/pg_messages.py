@@ -6,9 +6,10 @@ What differs is how it stays right with several writers: SQLite has one writer
 holding the database's write lock from BEGIN to COMMIT; here another node may
 write the same conversation at any time, so
 
-- a seq is allocated by ``UPDATE conversations SET last_seq = last_seq + 1 …
-  RETURNING``, which also locks the conversation's row until COMMIT: a second
-  node's message to it waits, then reads the new ``last_seq``;
+- the conversation's row is read ``FOR UPDATE`` once per transaction, which locks
+  it until COMMIT: a second node's message to it waits, then reads the
+  ``last_seq`` this transaction wrote; in between, seqs are counted in memory,
+  as the SQLite store does;
 - a retried message (same author and ``client_msg_id``) is refused by the unique
   index ``messages_idempotency`` (whether it was stored long ago or by another
   node a moment ago): the batch is rolled back, the writer runs each of its
@@ -17,6 +18,8 @@ write the same conversation at any time, so
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -42,7 +45,9 @@ MESSAGE_FROM = (
 )
 
 
-async def fetch_conversation(conn: asyncpg.Connection, conversation_id: str) -> Conversation:
+async def fetch_conversation(
+    conn: asyncpg.Connection, tx: PgTx, conversation_id: str
+) -> Conversation:
     """The conversation as this transaction sees it (seqs allocated in it included)."""
     row = await conn.fetchrow(
         f"SELECT {CONVERSATION_COLUMNS} FROM {CONVERSATION_FROM} WHERE c.id = $1",
@@ -50,7 +55,24 @@ async def fetch_conversation(conn: asyncpg.Connection, conversation_id: str) -> 
     )
     if row is None:
         raise NotFound("no such conversation")
-    return _conversation(row)
+    conversation = _conversation(row)
+    last_seq = pending_last_seq(tx, conversation_id)
+    if last_seq is not None:
+        conversation = msgspec.structs.replace(conversation, last_seq=last_seq)
+    return conversation
+
+
+def pending_last_seq(tx: PgTx, conversation_id: str) -> int | None:
+    """The conversation's last seq as this transaction has it, before ``_write_messages``."""
+    entry = tx.state.get("seqs", {}).get(conversation_id)
+    return None if entry is None else int(entry[0])
+
+
+def pending_status(tx: PgTx, conversation_id: str, status: str) -> None:
+    """A status change made in this transaction: later messages of it see it."""
+    entry = tx.state.get("seqs", {}).get(conversation_id)
+    if entry is not None:
+        entry[3] = status
 
 
 async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) -> StoredMessage:
@@ -96,35 +118,42 @@ async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) ->
             new.visitor_id,
         )
         created = True
-    # Only last_seq changes here (no index holds it); the activity times are written
-    # once per conversation and batch, before COMMIT.
-    row = await conn.fetchrow(
-        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 "
-        "RETURNING last_seq, visitor_id, status, account_id",
-        conversation_id,
-    )
-    if row is None:
-        raise NotFound("no such conversation")
-    seq, visitor_id, current_status, account_id = row
+    # The conversation's row is read and locked once per transaction; its seq is then
+    # counted up here and written once, before COMMIT (``_write_messages``). The lock
+    # keeps every other node's message to it waiting until then.
+    seqs: dict[str, list[Any]] = state.setdefault("seqs", {})
+    entry = seqs.get(conversation_id)
+    if entry is None:
+        row = await conn.fetchrow(
+            "SELECT last_seq, visitor_id, status, account_id FROM conversations "
+            "WHERE id = $1 FOR UPDATE",
+            conversation_id,
+        )
+        if row is None:
+            raise NotFound("no such conversation")
+        entry = seqs[conversation_id] = [row[0], row[1], new.created_at, row[2], row[3]]
     if (
         new.visitor_id is not None
-        and visitor_id != new.visitor_id
+        and entry[1] != new.visitor_id
         # A verified person writes from any of their devices into their account's threads.
-        and (new.account_id is None or account_id != new.account_id)
+        and (new.account_id is None or entry[4] != new.account_id)
     ):
         raise NotFound("no such conversation")
     refs = await claim_attachments(conn, tx, new, conversation_id) if new.attachments else ()
     reopened = False
-    if new.author_role == "visitor" and current_status == "resolved":
+    if new.author_role == "visitor" and entry[3] == "resolved":
         # The visitor wrote again: the conversation is back in the agents' open inbox.
+        # Written now, not with the batch's seqs, so that a resolve later in this same
+        # transaction still wins.
         await conn.execute(
             "UPDATE conversations SET status = 'open', closed_at = NULL WHERE id = $1",
             conversation_id,
         )
-        current_status = "open"
+        entry[3] = "open"
         reopened = True
-    times: dict[str, int] = state.setdefault("message_times", {})
-    times[conversation_id] = max(times.get(conversation_id, new.created_at), new.created_at)
+    entry[0] += 1
+    entry[2] = max(entry[2], new.created_at)
+    seq, current_status = entry[0], entry[3]
     stored = StoredMessage(
         id=new.message_id,
         conversation_id=conversation_id,
@@ -182,11 +211,11 @@ async def _write_messages(conn: asyncpg.Connection, tx: PgTx) -> None:
                 for m in rows
             ],
         )
-    times: dict[str, int] = tx.state.get("message_times", {})
-    if times:
+    seqs: dict[str, list[Any]] = tx.state.get("seqs", {})
+    if seqs:
         # greatest(): another node's clock may be a little behind this one's.
         await conn.executemany(
-            "UPDATE conversations SET last_message_at = greatest(last_message_at, $2), "
-            "updated_at = greatest(updated_at, $2) WHERE id = $1",
-            list(times.items()),
+            "UPDATE conversations SET last_seq = $2, last_message_at = "
+            "greatest(last_message_at, $3), updated_at = greatest(updated_at, $3) WHERE id = $1",
+            [(cid, last, at) for cid, (last, _, at, *_) in seqs.items()],
         )

@@ -44,6 +44,8 @@ from chatserver.store.pg_messages import (
     MESSAGE_FROM,
     append_message,
     fetch_conversation,
+    pending_last_seq,
+    pending_status,
 )
 from chatserver.store.pg_privacy import PgPrivacy, append_audit, numbered
 from chatserver.store.pg_ratings import PgRatings
@@ -410,7 +412,7 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
                 "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", conversation_id
             ):
                 raise NotFound("no such conversation")
-            before = await fetch_conversation(conn, conversation_id)
+            before = await fetch_conversation(conn, tx, conversation_id)
             p = Params()
             sets = [f"updated_at = {p(now)}"]
             if status is not None:
@@ -431,7 +433,9 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
                 f"UPDATE conversations SET {', '.join(sets)} WHERE id = {p(conversation_id)}",
                 *p.values,
             )
-            return before, await fetch_conversation(conn, conversation_id)
+            if status is not None:
+                pending_status(tx, conversation_id, status)  # later messages of this tx see it
+            return before, await fetch_conversation(conn, tx, conversation_id)
 
         return await self.writer.run(op)
 
@@ -464,6 +468,7 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
             )
             if last_seq is None:
                 raise NotFound("no such conversation")
+            last_seq = pending_last_seq(tx, conversation_id) or last_seq
             if seq > last_seq:
                 raise BadRequest(f"seq {seq} is past the conversation's last seq {last_seq}")
             await conn.execute(
