@@ -21,8 +21,10 @@ from typing import Any
 
 import msgspec
 
+from chatserver.broker import broker_from_url
 from chatserver.clock import Clock
 from chatserver.config import Settings
+from chatserver.hub.hub import erased_event
 from chatserver.privacy.service import Actor, Privacy
 from chatserver.sessions import load_secret_key
 from chatserver.store import store_from_url
@@ -82,14 +84,27 @@ def operator() -> Actor:
 async def _privacy(settings: Settings) -> AsyncIterator[Privacy]:
     store = store_from_url(settings.store_url, synchronous=settings.sqlite_synchronous)
     await store.open()
+    # With a shared broker, the running servers hear of an erasure made here and close
+    # the person's sockets; the in-process broker reaches no other process.
+    broker = None if settings.broker.startswith("memory") else broker_from_url(settings.broker)
     try:
+        if broker is not None:
+            await broker.start(lambda event: None)
+
+        def erased(visitor_ids: tuple[str, ...], conversation_ids: tuple[str, ...]) -> None:
+            if broker is not None:
+                broker.publish(erased_event(visitor_ids, conversation_ids))
+
         yield Privacy(
             store,
             settings,
             Clock(),
             secret_key=load_secret_key(settings.secret_key, settings.data_dir),
+            on_erased=erased,
         )
     finally:
+        if broker is not None:
+            await broker.close()
         await store.close()
 
 

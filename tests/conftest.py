@@ -14,7 +14,7 @@ from tests.helpers import Server, make_settings, running_server
 
 @pytest.fixture(scope="session", autouse=True)
 def drop_test_schemas() -> Iterator[None]:
-    """Drop the schemas the servers of this session made on PostgreSQL."""
+    """Drop the schemas the servers of this session made on PostgreSQL, and their keys."""
     yield
     if helpers.SCHEMAS:
         import asyncpg
@@ -26,6 +26,16 @@ def drop_test_schemas() -> Iterator[None]:
                     await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             finally:
                 await conn.close()
+            # And the Redis keys of their brokers' shared state (the same prefixes).
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(helpers.REDIS_URL)
+            try:
+                for schema in helpers.SCHEMAS:
+                    async for key in client.scan_iter(match=f"test-{schema}:*"):
+                        await client.delete(key)
+            finally:
+                await client.aclose()
 
         threading_run(drop())
 

@@ -110,6 +110,17 @@ def error_frame(error: ChatError, ref: str | None = None) -> str:
     return p.encode(p.ErrorOut(code=error.code, message=error.message, ref=ref))
 
 
+def erased_event(visitor_ids: tuple[str, ...], conversation_ids: tuple[str, ...]) -> Event:
+    """What every node hears of an erasure: whose sockets to close, what agents forget."""
+    return Event(
+        topic="presence",
+        kind="erased",
+        frame=p.encode(p.ErasedOut(conversation_ids=list(conversation_ids))),
+        visitor_ids=visitor_ids,
+        conversation_ids=conversation_ids,
+    )
+
+
 class Hub:
     def __init__(
         self,
@@ -269,21 +280,13 @@ class Hub:
     def erased(self, visitor_ids: tuple[str, ...], conversation_ids: tuple[str, ...]) -> None:
         """A person was erased: on every node, close their sockets and tell agents to forget
         their conversations, so nothing queued or cached brings the data back."""
-        self.broker.publish(
-            Event(
-                topic="presence",
-                kind="erased",
-                frame=p.encode(p.ErasedOut(conversation_ids=list(conversation_ids))),
-                visitor_ids=visitor_ids,
-                conversation_ids=conversation_ids,
-            )
-        )
+        self.broker.publish(erased_event(visitor_ids, conversation_ids))
 
     def _on_erased(self, event: Event) -> None:
         gone = set(event.visitor_ids)
         conversations = set(event.conversation_ids)
-        for peer in tuple(self._visitors):
-            if peer.principal_id in gone:
+        for peer in tuple(self._peers):  # welcomed or not
+            if peer.is_visitor and peer.principal_id in gone:
                 peer.close(CLOSE_POLICY, "erased", drop_pending=True)
         for peer in tuple(self._agents):
             followed = conversations.intersection(peer.cursors)

@@ -87,7 +87,9 @@ async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) ->
     if new.client_msg_id is not None:
         key = (new.author_role, new.author_id, new.client_msg_id)
         earlier = pending.get(key)
-        if earlier is None and tx.alone:
+        # Files are claimed before the rows are written, so a retried message with
+        # files would be refused for its own claim: it is probed here as well.
+        if earlier is None and (tx.alone or new.attachments):
             # In a batch, no probe (a round trip per message): a retried message
             # makes the unique index refuse the batch's INSERT, and the writer then
             # runs each operation alone, when this probe answers it as the duplicate.

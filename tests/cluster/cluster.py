@@ -199,6 +199,12 @@ async def cluster(tmp: Path, names: tuple[str, ...] = ("a", "b", "c")) -> AsyncI
         await the.stop()
         await proxy.close()
         await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        keys = aioredis.Redis.from_url(REDIS)
+        try:
+            async for key in keys.scan_iter(match=f"{the.prefix}*"):
+                await keys.delete(key)
+        finally:
+            await keys.aclose()
 
 
 async def _admin(sql: str) -> None:

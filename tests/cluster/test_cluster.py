@@ -10,6 +10,7 @@ history: every acknowledged message present once, seqs gapless.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,25 @@ async def test_serve_with_several_workers_shares_one_port(tmp_path: Path) -> Non
             for task in readers:
                 task.cancel()
             assert_complete(await history(node, token, conv), you, them)
+
+
+async def test_an_erasure_from_the_command_line_closes_sockets_on_every_node(
+    tmp_path: Path,
+) -> None:
+    """`chatserver erase` runs beside the nodes; through Redis they hear of it, close the
+    person's socket (1008) and tell the agent watching to forget the conversation."""
+    from tests.helpers import identity_token
+
+    async with cluster(tmp_path, names=("a", "b")) as cl:
+        a, b = cl.nodes
+        token = await cl.token()
+        you, them = View("visitor"), View("agent")
+        hello = {"identity": identity_token("cli-erased", name="Ola Nordmann")}
+        async with a.visitor(**hello) as (visitor, welcome), b.agent(token) as agent:
+            subject_id = welcome["account"]["id"]
+            conv = await open_conversation(visitor, you, agent, them)
+            tombstone = json.loads(await cl.cli("erase", subject_id))
+            assert tombstone["erased"]["messages"] == 1 and not tombstone["already_erased"]
+            assert await visitor.closed() == 1008
+            erased = await agent.until("erased")
+            assert erased["conversation_ids"] == [conv]
