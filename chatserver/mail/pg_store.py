@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatserver.mail.store import _CONFIRMATION_COLUMNS, Confirmation, Due, OutboxRow
+from chatserver.mail.store import _CONFIRMATION_COLUMNS, Confirmation, Due, MailReads, OutboxRow
 from chatserver.store.pg_attachments import affected
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ async def _insert(conn: asyncpg.Connection, rows: list[OutboxRow]) -> None:
     )
 
 
-class PgMailStore:
+class PgMailStore(MailReads):
     def __init__(self, store: PgLike) -> None:
         self.store = store
 
@@ -100,10 +100,6 @@ class PgMailStore:
 
         await self.store.writer.run(op)
 
-    async def next_due(self) -> int | None:
-        rows = await self.store._rows("SELECT min(next_attempt_at) FROM mail_outbox")
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None
-
     # ------------------------------------------------------------ confirmations
 
     async def add_confirmation(self, confirmation: Confirmation, email: OutboxRow) -> None:
@@ -126,13 +122,6 @@ class PgMailStore:
             await _insert(conn, [email])
 
         await self.store.writer.run(op)
-
-    async def confirmation(self, token_hash: str) -> Confirmation | None:
-        rows = await self.store._rows(
-            f"SELECT {_CONFIRMATION_COLUMNS} FROM mail_confirmations WHERE token_hash = $1",
-            (token_hash,),
-        )
-        return Confirmation(*rows[0]) if rows else None
 
     async def consume(self, token_hash: str, now: int, email: OutboxRow) -> bool:
         """Use a confirmation once: mark it used, forget its address, queue ``email``.

@@ -9,7 +9,7 @@ takes their emails and confirmations with it.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -90,7 +90,24 @@ def _insert(conn: sqlite3.Connection, rows: list[OutboxRow]) -> None:
     )
 
 
-class MailStore:
+class MailReads:
+    """Outbox and confirmation reads both stores answer with the same SQL."""
+
+    store: Any
+
+    async def next_due(self) -> int | None:
+        rows = await self.store._rows("SELECT min(next_attempt_at) FROM mail_outbox")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def confirmation(self, token_hash: str) -> Confirmation | None:
+        rows = await self.store._rows(
+            f"SELECT {_CONFIRMATION_COLUMNS} FROM mail_confirmations WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return Confirmation(*rows[0]) if rows else None
+
+
+class MailStore(MailReads):
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
 
@@ -138,10 +155,6 @@ class MailStore:
             )
         )
 
-    async def next_due(self) -> int | None:
-        rows = await self.store._rows("SELECT min(next_attempt_at) FROM mail_outbox")
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None
-
     # ------------------------------------------------------------ confirmations
 
     async def add_confirmation(self, confirmation: Confirmation, email: OutboxRow) -> None:
@@ -166,13 +179,6 @@ class MailStore:
             _insert(conn, [email])
 
         await self.store.writer.run(op)
-
-    async def confirmation(self, token_hash: str) -> Confirmation | None:
-        rows = await self.store._rows(
-            f"SELECT {_CONFIRMATION_COLUMNS} FROM mail_confirmations WHERE token_hash = ?",
-            (token_hash,),
-        )
-        return Confirmation(*rows[0]) if rows else None
 
     async def consume(self, token_hash: str, now: int, email: OutboxRow) -> bool:
         """Use a confirmation once: mark it used, forget its address, queue ``email``.

@@ -29,6 +29,7 @@ from chatserver.webhooks.store import (
     Delivery,
     Due,
     Endpoint,
+    EndpointReads,
     NewDelivery,
     _delivery,
     _endpoint,
@@ -78,24 +79,12 @@ async def _insert(conn: asyncpg.Connection, rows: list[NewDelivery]) -> int:
     return added
 
 
-class PgWebhookStore:
+class PgWebhookStore(EndpointReads):
     def __init__(self, store: PgLike) -> None:
         self.store = store
         self.writer = store.writer
 
     # ------------------------------------------------------------ endpoints
-
-    async def endpoints(self) -> list[Endpoint]:
-        rows = await self.store._rows(
-            f"SELECT {ENDPOINT_COLUMNS} FROM webhooks ORDER BY created_at, id"
-        )
-        return [_endpoint(r) for r in rows]
-
-    async def endpoint(self, webhook_id: str) -> Endpoint | None:
-        rows = await self.store._rows(
-            f"SELECT {ENDPOINT_COLUMNS} FROM webhooks WHERE id = $1", (webhook_id,)
-        )
-        return _endpoint(rows[0]) if rows else None
 
     async def add_endpoint(self, endpoint: Endpoint, audit: AuditRecord) -> Endpoint:
         async def op(conn: asyncpg.Connection, tx: PgTx) -> Endpoint:

@@ -190,12 +190,11 @@ def _insert(conn: sqlite3.Connection, rows: list[NewDelivery]) -> int:
     return added
 
 
-class WebhookStore:
-    def __init__(self, store: SQLiteLike) -> None:
-        self.store = store
-        self.writer = store.writer
+class EndpointReads:
+    """Endpoint reads both stores answer with the same SQL (``?`` placeholders; the
+    PostgreSQL store numbers them)."""
 
-    # ------------------------------------------------------------ endpoints
+    store: Any
 
     async def endpoints(self) -> list[Endpoint]:
         rows = await self.store._rows(
@@ -208,6 +207,14 @@ class WebhookStore:
             f"SELECT {ENDPOINT_COLUMNS} FROM webhooks WHERE id = ?", (webhook_id,)
         )
         return _endpoint(rows[0]) if rows else None
+
+
+class WebhookStore(EndpointReads):
+    def __init__(self, store: SQLiteLike) -> None:
+        self.store = store
+        self.writer = store.writer
+
+    # ------------------------------------------------------------ endpoints
 
     async def add_endpoint(self, endpoint: Endpoint, audit: AuditRecord) -> Endpoint:
         def op(conn: sqlite3.Connection, tx: Tx) -> Endpoint:
