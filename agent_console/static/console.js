@@ -323,10 +323,13 @@ async function loadList(more) {
   try {
     const pages = [];
     if (more) {
+      // Counted when asked for: a refresh that starts before this page arrives
+      // reloads it too, instead of shrinking the list back to what it saw.
+      state.pages = (state.pages || 1) + 1;
       pages.push(await api("GET", "/api/v1/conversations?" + listQuery(state.nextCursor)));
     } else {
       // Reload as many pages as were shown (so a refresh does not shrink the list).
-      const want = Math.max(1, Math.ceil(state.order.length / 50));
+      const want = Math.max(1, state.pages || 1, Math.ceil(state.order.length / 50));
       let cursor = null;
       for (let i = 0; i < want; i++) {
         const data = await api("GET", "/api/v1/conversations?" + listQuery(cursor));
@@ -1741,6 +1744,7 @@ function wire() {
 
 function resetList() {
   state.order = [];
+  state.pages = 1;
   state.nextCursor = null;
   loadList();
 }

@@ -46,6 +46,7 @@ class Transport(Protocol):
 class Peer:
     __slots__ = (
         "_drained",
+        "_held",
         "_outbox",
         "_transport",
         "_writer",
@@ -85,6 +86,7 @@ class Peer:
         # A list, not a deque: an empty deque holds a 64-slot block, and most
         # sockets are idle most of the time.
         self._outbox: list[str] = []
+        self._held: list[str] | None = None
         self._transport: Transport | None = None
         # The writer task exists only while frames wait: an idle socket costs no task.
         self._writer: asyncio.Task[None] | None = None
@@ -101,8 +103,28 @@ class Peer:
         self._transport = transport
         self._kick()
 
+    def hold(self) -> None:
+        """Keep frames back until ``release``: nothing may reach a visitor before its
+        ``welcome``, though the socket follows its topics (typing, a new conversation on
+        another device) from before the welcome is written, so that nothing is missed."""
+        if self._held is None:
+            self._held = []
+
+    def release(self, first: str | None = None) -> None:
+        """Send ``first`` (the welcome), then what was held, in order."""
+        held, self._held = self._held, None
+        if first is not None:
+            self.send(first)
+        for text in held or ():
+            self.send(text)
+
     def send(self, text: str) -> None:
         if self.closing is not None:
+            return
+        if self._held is not None:
+            self._held.append(text)
+            if len(self._held) >= self.send_queue_max:
+                self.release()  # the queue's own limit then applies
             return
         if len(self._outbox) >= self.send_queue_max:
             # A client that does not read would hold memory without bound; it

@@ -391,67 +391,72 @@ class VisitorSession(_Session):
         self.session_id = session_id
         self.peer.principal_id = visitor.id
         self.peer.name = account.name if account else None
-        self.hub.register(self.peer)
-        self.hub.attach(self.peer, self.hub.owner_topic(self.peer))
-        # Follow first, then read where each conversation stands: an event
-        # committed in between waits in the cursor instead of being missed.
-        for conversation in await store.visitor_conversations(visitor.id):
-            self.peer.track(conversation.id, syncing=True)
-        conversations = await store.visitor_conversations(visitor.id)
-        read_by_agents = await store.agent_read_positions(visitor.id) if conversations else {}
-        policy = await store.current_policy()
-        accepted = False
-        consent_error: ChatError | None = None
-        if policy is not None:
-            accepted = await store.has_consent(policy.version, visitor.id, visitor.account_id)
-            if frame.consent is not None and not accepted:
-                if frame.consent.version == policy.version:
-                    await store.record_consent(
-                        uuid7(now), policy.version, visitor.id, visitor.account_id, now
-                    )
-                    accepted = True
-                else:
-                    consent_error = Conflict(
-                        f"consent is for version {frame.consent.version}, "
-                        f"the current version is {policy.version}"
-                    )
-        if policy is not None and not accepted:
-            self.consent_needed = policy.version
-        self.peer.send(
-            p.encode(
-                p.Welcome(
-                    visitor_id=visitor.id,
-                    visitor_token=token,
-                    account=p.AccountOut(
-                        id=account.id, name=account.name, verified_by=account.verified_by
-                    )
-                    if account
-                    else None,
-                    conversations=[
-                        p.ConversationSummary(
-                            id=c.id,
-                            status=c.status,
-                            last_seq=c.last_seq,
-                            agent_read_seq=read_by_agents.get(c.id, 0),
+        self.peer.hold()
+        try:
+            self.hub.register(self.peer)
+            self.hub.attach(self.peer, self.hub.owner_topic(self.peer))
+            # Follow first, then read where each conversation stands: an event
+            # committed in between waits in the cursor instead of being missed.
+            for conversation in await store.visitor_conversations(visitor.id):
+                self.peer.track(conversation.id, syncing=True)
+            conversations = await store.visitor_conversations(visitor.id)
+            read_by_agents = await store.agent_read_positions(visitor.id) if conversations else {}
+            policy = await store.current_policy()
+            accepted = False
+            consent_error: ChatError | None = None
+            if policy is not None:
+                accepted = await store.has_consent(policy.version, visitor.id, visitor.account_id)
+                if frame.consent is not None and not accepted:
+                    if frame.consent.version == policy.version:
+                        await store.record_consent(
+                            uuid7(now), policy.version, visitor.id, visitor.account_id, now
                         )
-                        for c in conversations
-                    ],
-                    policy=p.Policy(
-                        version=policy.version if policy else None,
-                        url=(policy.url if policy and policy.url else None)
-                        or self.settings.policy_url
-                        or None,
-                        accepted=accepted,
-                    ),
-                    agents_online=self.hub.agents_online,
-                    open_now=self.hub.open_now,
-                    session_id=session_id,
-                    merged=merged,
-                    email_transcripts=self.hub.mail is not None
-                    and self.hub.mail.offers_transcripts(account.email if account else None),
+                        accepted = True
+                    else:
+                        consent_error = Conflict(
+                            f"consent is for version {frame.consent.version}, "
+                            f"the current version is {policy.version}"
+                        )
+            if policy is not None and not accepted:
+                self.consent_needed = policy.version
+            self.peer.release(
+                p.encode(
+                    p.Welcome(
+                        visitor_id=visitor.id,
+                        visitor_token=token,
+                        account=p.AccountOut(
+                            id=account.id, name=account.name, verified_by=account.verified_by
+                        )
+                        if account
+                        else None,
+                        conversations=[
+                            p.ConversationSummary(
+                                id=c.id,
+                                status=c.status,
+                                last_seq=c.last_seq,
+                                agent_read_seq=read_by_agents.get(c.id, 0),
+                            )
+                            for c in conversations
+                        ],
+                        policy=p.Policy(
+                            version=policy.version if policy else None,
+                            url=(policy.url if policy and policy.url else None)
+                            or self.settings.policy_url
+                            or None,
+                            accepted=accepted,
+                        ),
+                        agents_online=self.hub.agents_online,
+                        open_now=self.hub.open_now,
+                        session_id=session_id,
+                        merged=merged,
+                        email_transcripts=self.hub.mail is not None
+                        and self.hub.mail.offers_transcripts(account.email if account else None),
+                    )
                 )
             )
-        )
+        except BaseException:
+            self.peer.release()  # the error that follows must reach the client
+            raise
         self.hub.welcomed(self.peer)
         if identity_error is not None:
             # After the welcome, so the client knows where it stands when it reads why.

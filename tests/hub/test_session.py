@@ -297,3 +297,25 @@ async def test_a_new_agent_socket_hears_who_is_already_here(hub: Hub) -> None:
     assert {"type": "presence", "agent": {"id": "a", "name": "Ann"}, "status": "away"} in heard
     assert {"type": "presence", "agent": {"id": "b", "name": "Bob"}, "status": "online"} in heard
     assert len(heard) == 2
+
+
+async def test_nothing_reaches_a_visitor_before_its_welcome(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket follows its conversations before the welcome is written (so nothing is
+    missed); what happens meanwhile (here an agent typing) comes after the welcome."""
+    first, welcome = await visitor(hub)
+    conv = await start(hub, first)
+    typing = json.dumps({"type": "typing", "conversation_id": conv, "state": True})
+    policy = hub.store.current_policy
+
+    async def typing_during_hello() -> Any:
+        hub.broker.publish(
+            Event(topic="c:" + conv, kind="typing", frame=typing, conversation_id=conv)
+        )
+        return await policy()
+
+    monkeypatch.setattr(hub.store, "current_policy", typing_during_hello)
+    second = VisitorSession(hub, SETTINGS, ip="203.0.113.9", user_agent="test")
+    await second.handle(json.dumps({"type": "hello", "visitor_token": welcome["visitor_token"]}))
+    assert [f["type"] for f in frames(second.peer)] == ["welcome", "typing"]
