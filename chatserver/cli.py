@@ -19,6 +19,7 @@ from typing import Any
 
 from chatserver import __version__, cli_privacy
 from chatserver.auth import ROLES, hash_password, new_token, token_hash
+from chatserver.broker import is_redis
 from chatserver.clock import Clock, uuid7
 from chatserver.config import SETTINGS, Settings, SettingsError
 from chatserver.errors import ChatError
@@ -247,7 +248,7 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
             flush=True,
         )
     workers = int(settings.workers)
-    if workers > 1 and not settings.broker.startswith(("redis://", "rediss://", "unix://")):
+    if workers > 1 and not is_redis(settings.broker):
         raise SettingsError(
             "several workers need a shared broker: set CHATSERVER_BROKER=redis://host:port/0"
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from chatserver.broker import broker_from_url
+from chatserver.broker import broker_from_url, is_redis
 from chatserver.clock import Clock
 from chatserver.config import Settings
 from chatserver.hub.hub import erased_event
@@ -86,7 +86,7 @@ async def _privacy(settings: Settings) -> AsyncIterator[Privacy]:
     await store.open()
     # With a shared broker, the running servers hear of an erasure made here and close
     # the person's sockets; the in-process broker reaches no other process.
-    broker = None if settings.broker.startswith("memory") else broker_from_url(settings.broker)
+    broker = broker_from_url(settings.broker) if is_redis(settings.broker) else None
     try:
         if broker is not None:
             await broker.start(lambda event: None)

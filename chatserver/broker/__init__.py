@@ -5,11 +5,18 @@ from __future__ import annotations
 from chatserver.broker.base import Broker, Event
 from chatserver.broker.memory import MemoryBroker
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def is_redis(url: str) -> bool:
+    """Whether ``url`` names a Redis broker: events, and shared state, cross processes."""
+    return url.startswith(REDIS_SCHEMES)
+
 
 def broker_from_url(url: str) -> Broker:
     if url == "memory://" or url.startswith("memory:"):
         return MemoryBroker()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis(url):
         from chatserver.broker.redis import RedisBroker
 
         return RedisBroker(url)
@@ -18,4 +25,4 @@ def broker_from_url(url: str) -> Broker:
     )
 
 
-__all__ = ["Broker", "Event", "MemoryBroker", "broker_from_url"]
+__all__ = ["Broker", "Event", "MemoryBroker", "broker_from_url", "is_redis"]

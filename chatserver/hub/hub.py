@@ -213,7 +213,9 @@ class Hub:
         self._peers.add(peer)
         self.metrics.sockets[peer.role] += 1
         if peer.is_visitor:
-            return  # availability changes reach it once welcomed (``welcomed``)
+            # Frames for it wait until its welcome is written (``Peer.hold``).
+            self._visitors.add(peer)
+            return
         self._agents.add(peer)
         self.presence.join(peer.principal_id, peer.name or "", human=human)
         # A new socket hears who was here already; later changes come as they happen.
@@ -227,13 +229,6 @@ class Hub:
                         )
                     )
                 )
-
-    def welcomed(self, peer: Peer) -> None:
-        """A visitor socket has its ``welcome`` (with ``agents_online`` as of now): from
-        here on it hears availability changes; before, one would come ahead of the
-        welcome, which must be the first answer to ``hello``."""
-        if peer in self._peers:
-            self._visitors.add(peer)
 
     def unregister(self, peer: Peer) -> None:
         if peer not in self._peers:
@@ -285,8 +280,8 @@ class Hub:
     def _on_erased(self, event: Event) -> None:
         gone = set(event.visitor_ids)
         conversations = set(event.conversation_ids)
-        for peer in tuple(self._peers):  # welcomed or not
-            if peer.is_visitor and peer.principal_id in gone:
+        for peer in tuple(self._visitors):
+            if peer.principal_id in gone:
                 peer.close(CLOSE_POLICY, "erased", drop_pending=True)
         for peer in tuple(self._agents):
             followed = conversations.intersection(peer.cursors)
@@ -400,12 +395,7 @@ class Hub:
         """
         followed = {cid for peer in self._peers for cid in peer.cursors}
         seen, self._heads_seen = self._heads_seen, await self.store.last_seqs(sorted(followed))
-        started = 0
-        for peer in tuple(self._peers):
-            for conversation_id, cursor in tuple(peer.cursors.items()):
-                if not cursor.syncing and cursor.seq < seen.get(conversation_id, 0):
-                    self.spawn(peer.replay(conversation_id, cursor.seq, announce=False))
-                    started += 1
+        started = self._refill(lambda cid, cursor: cursor.seq < seen.get(cid, 0))
         self.metrics.caught_up += started
         return started
 
@@ -414,10 +404,19 @@ class Hub:
         socket is brought up to date from the store, the truth, in seq order."""
         self.metrics.resyncs += 1
         self.presence.refresh_soon()
+        self._refill(lambda cid, cursor: True)
+
+    def _refill(self, behind: Callable[[str, Cursor], bool]) -> int:
+        """Replay from the store, to every socket, each followed conversation ``behind``
+        says it lacks; answers how many replays began. A cursor already syncing is left
+        alone: the replay running now reads the store anyway."""
+        started = 0
         for peer in tuple(self._peers):
             for conversation_id, cursor in tuple(peer.cursors.items()):
-                if not cursor.syncing:  # a replay running now reads the store anyway
+                if not cursor.syncing and behind(conversation_id, cursor):
                     self.spawn(peer.replay(conversation_id, cursor.seq, announce=False))
+                    started += 1
+        return started
 
     def _deliver_conversation(self, event: Event) -> None:
         targets = set(self._topics.get("c:" + (event.conversation_id or ""), ()))

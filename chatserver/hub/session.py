@@ -457,7 +457,6 @@ class VisitorSession(_Session):
         except BaseException:
             self.peer.release()  # the error that follows must reach the client
             raise
-        self.hub.welcomed(self.peer)
         if identity_error is not None:
             # After the welcome, so the client knows where it stands when it reads why.
             self._fail(
