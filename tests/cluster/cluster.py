@@ -18,14 +18,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
-from websockets.asyncio.client import connect
 
-from tests.helpers import IDENTITY_SECRET, ORIGIN, SITE_ID, TIMEOUT, Client, free_port
+from tests.helpers import IDENTITY_SECRET, ORIGIN, SITE_ID, TIMEOUT, Server, free_port
 from tests.tcp_proxy import TcpProxy
 
 PG_ADMIN = os.environ.get("CHATSERVER_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
@@ -34,42 +32,17 @@ START_TIMEOUT = 30.0
 
 
 @dataclass
-class Node:
+class Node(Server):
+    """A server process of the cluster: the clients of ``Server``, no app in this process."""
+
     name: str
-    port: int
     process: subprocess.Popen[bytes]
     log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no goodbye."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=TIMEOUT)
-
-    def http(self, token: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=TIMEOUT)
-
-    @contextlib.asynccontextmanager
-    async def visitor(self, **hello: Any) -> AsyncIterator[tuple[Client, dict[str, Any]]]:
-        async with connect(self.ws_url + "/ws/visitor", origin=ORIGIN) as ws:  # type: ignore[arg-type]
-            client = Client(ws)
-            await client.send(type="hello", **hello)
-            yield client, await client.expect("welcome")
-
-    @contextlib.asynccontextmanager
-    async def agent(self, token: str) -> AsyncIterator[Client]:
-        async with connect(
-            self.ws_url + "/ws/agent", additional_headers={"Authorization": f"Bearer {token}"}
-        ) as ws:
-            yield Client(ws)
 
 
 @dataclass
@@ -121,7 +94,9 @@ class Cluster:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        node = Node(name=name, port=port, process=process, log=log)
+        node = Node(
+            url=f"http://127.0.0.1:{port}", port=port, app=None, name=name, process=process, log=log
+        )
         self.nodes.append(node)
         return node
 

@@ -146,7 +146,10 @@ async def test_a_node_killed_mid_burst_loses_nothing(tmp_path: Path) -> None:
             assert len(you.acked) < BURST + 1, "the kill came too late to test anything"
 
             # The widget reconnects (to another node), resumes, and sends what had no ack.
-            async with b.visitor(visitor_token=welcome["visitor_token"]) as (again, back):
+            async with b.visitor(hello={"visitor_token": welcome["visitor_token"]}) as (
+                again,
+                back,
+            ):
                 assert any(c["id"] == conv for c in back["conversations"])
                 await again.send(type="resume", conversation_id=conv, after_seq=you.contiguous)
                 for cmid in sent:
@@ -283,7 +286,7 @@ async def test_an_erasure_from_the_command_line_closes_sockets_on_every_node(
         token = await cl.token()
         you, them = View("visitor"), View("agent")
         hello = {"identity": identity_token("cli-erased", name="Ola Nordmann")}
-        async with a.visitor(**hello) as (visitor, welcome), b.agent(token) as agent:
+        async with a.visitor(hello=hello) as (visitor, welcome), b.agent(token) as agent:
             subject_id = welcome["account"]["id"]
             conv = await open_conversation(visitor, you, agent, them)
             tombstone = json.loads(await cl.cli("erase", subject_id))
