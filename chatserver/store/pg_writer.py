@@ -214,25 +214,25 @@ class PgWriter:
             return conn, transaction
         raise AssertionError("unreachable")
 
+    async def _transaction(self, ops: list[PgOp[Any]], *, alone: bool) -> list[Any]:
+        """Run ``ops`` in one transaction and commit; their results, or what one raised
+        (after the rollback)."""
+        conn, transaction = await self._begin()
+        try:
+            tx = PgTx(alone=alone)
+            results = [await op(conn, tx) for op in ops]
+            await tx.finish(conn)
+        except BaseException:
+            if not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()
+            raise
+        await transaction.commit()
+        return results
+
     async def _commit(self, ops: list[PgOp[Any]]) -> list[Any]:
         try:
-            conn, transaction = await self._begin()
-        except Exception as exc:
-            if is_connection_error(exc):
-                await self._drop()
-            return [Unavailable(f"cannot reach the database: {exc}")] * len(ops)
-        try:
-            try:
-                tx = PgTx()
-                results = [await op(conn, tx) for op in ops]
-                await tx.finish(conn)
-            except BaseException:
-                if not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await transaction.rollback()
-                raise
-            await transaction.commit()
-            return results
+            return await self._transaction(ops, alone=False)
         except Exception as exc:
             if is_connection_error(exc):
                 await self._drop()
@@ -244,12 +244,7 @@ class PgWriter:
     async def _one(self, op: PgOp[Any]) -> Any:
         for attempt in range(RETRIES + 1):
             try:
-                conn = await self.connection()
-                async with conn.transaction():
-                    tx = PgTx(alone=True)
-                    result = await op(conn, tx)
-                    await tx.finish(conn)
-                return result
+                return (await self._transaction([op], alone=True))[0]
             except Exception as exc:
                 if isinstance(exc, RETRYABLE) and attempt < RETRIES:
                     # Another node committed a row this one collides with (the same
