@@ -21,6 +21,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import redis.asyncio as aioredis
 
 from tests.helpers import IDENTITY_SECRET, ORIGIN, SITE_ID, TIMEOUT, Server, free_port
@@ -80,9 +81,17 @@ class Cluster:
         }
 
     async def start_node(self, name: str, *args: str) -> Node:
-        node = self._launch(name, args)
-        await wait_ready(node)
-        return node
+        # A free port is free when picked, not necessarily when the child binds it:
+        # another test may take it in between. Then the child stops, and another is tried.
+        for _ in range(3):
+            node = self._launch(name, args)
+            try:
+                await wait_ready(node)
+            except PortTaken:
+                self.nodes.remove(node)
+                continue
+            return node
+        raise AssertionError(f"{name}: no free port after 3 tries")
 
     def _launch(self, name: str, args: tuple[str, ...] = ()) -> Node:
         port = free_port()
@@ -144,15 +153,34 @@ class Cluster:
         return killed
 
 
+class PortTaken(Exception):
+    """The node's port was taken before it could bind it."""
+
+
+def listens(node: Node) -> bool:
+    """Whether the node's own processes (a worker or the parent) listen on its port, so
+    that a ready answer is known to come from them, not from whoever took the port."""
+    parent = psutil.Process(node.process.pid)
+    for proc in [parent, *parent.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == node.port:
+                    return True
+    return False
+
+
 async def wait_ready(node: Node) -> None:
-    """Poll /readyz until the node answers 200 (or fail, with the node's log)."""
+    """Poll /readyz until the node answers 200 from its own socket (or fail, with its log)."""
     async with httpx.AsyncClient(timeout=2.0) as http:
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT
         while True:
             if node.process.poll() is not None:
-                raise AssertionError(f"{node.name} exited:\n{node.log.read_text()}")
+                log = node.log.read_text()
+                if "address already in use" in log.lower():
+                    raise PortTaken(node.name)
+                raise AssertionError(f"{node.name} exited:\n{log}")
             with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(node.url + "/readyz")).status_code == 200:
+                if (await http.get(node.url + "/readyz")).status_code == 200 and listens(node):
                     return
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"{node.name} never got ready:\n{node.log.read_text()}")
