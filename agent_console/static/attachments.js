@@ -15,11 +15,11 @@ function fileURL(a) {
 }
 
 // A <ul> of the message's attachments, or null when it has none.
-export function attachmentList(list) {
+export function attachmentList(list, t) {
   if (!list || !list.length) return null;
   const ul = document.createElement("ul");
   ul.className = "files";
-  ul.setAttribute("aria-label", "Attachments");
+  ul.setAttribute("aria-label", t ? t("thread.attachments") : "Attachments");
   for (const a of list) {
     const li = document.createElement("li");
     li.dataset.attachment = a.id;

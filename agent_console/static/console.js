@@ -1,20 +1,29 @@
 // The agent console: sign in with the session cookie, an inbox that updates live,
-// one thread at a time with replies and internal notes, the visitor panel, presence,
-// admin pages and stats. Plain ES module, no build.
+// one thread at a time with replies, notes and files, the visitor panel, presence.
+// Plain ES module, no build. The admin, stats and account pages are in pages.js.
 // User data only ever reaches the page through text nodes and DOM APIs (never innerHTML).
 
 import { attachmentList } from "./attachments.js";
-import { csatSection, hoursPage, ratingNote } from "./csat.js";
-import { webhooksPage } from "./webhooks.js";
+import { ApiError, $, api, button, el, enc, errorText, hooks, linkify, row, safeLink, time } from "./core.js";
+import { ratingNote } from "./csat.js";
+import { setLanguage, t, tn, translatePage } from "./i18n.js";
+import { PAGES, ctx, pageError } from "./pages.js";
+import { Uploads } from "./uploads.js";
 
-const $ = (id) => document.getElementById(id);
 const PAGE = 50; // history page size (messages)
+const DEFAULT_PREFS = {
+  language: null,
+  sound: true,
+  desktop: false,
+  notify: { new_conversation: true, new_message_mine: true, assigned_to_me: true },
+};
 
 const state = {
   me: null,
+  prefs: DEFAULT_PREFS,
   convs: new Map(), // id -> conversation (as the API lists it)
-  order: [], // ids in the list, as shown
   nextCursor: null,
+  pages: 1,
   selected: null,
   current: null, // the open conversation (GET /conversations/{id})
   seqs: new Map(), // seq -> <li> of the open thread
@@ -22,10 +31,14 @@ const state = {
   histLow: null, // messages with seq > histLow are loaded (null: nothing yet)
   histLoading: false,
   readSent: 0,
-  pending: [], // own replies not yet acked: {id, conversation_id, body, kind, el, state}
+  visitorRead: 0, // the visitor's read seq in the open thread ("Seen")
+  jumpTo: null, // a search hit's seq to scroll to once loaded
+  pending: [], // own replies not yet acked: {id, conversation_id, body, kind, attachments, el, state}
   presence: new Map(), // agent id -> {name, status}
   watched: new Set(), // conversations followed on the socket besides the open one (mine)
+  counts: null,
   ws: null,
+  live: false,
   attempt: 0,
   retry: null,
   refresh: null,
@@ -33,128 +46,71 @@ const state = {
   typingAt: 0,
   typingIdle: null,
   typingHide: null,
-  agents: null, // admin: GET /api/v1/agents
-  canned: null, // GET /api/v1/canned-responses
+  agents: null,
+  canned: null,
   cannedIndex: 0,
   audio: null,
 };
-
-// ------------------------------------------------------------------ HTTP
-
-function csrf() {
-  const m = document.cookie.match(/(?:^|;\s*)chatserver_csrf=([^;]*)/);
-  return m ? decodeURIComponent(m[1]) : "";
-}
-
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const init = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
-  const res = await fetch(path, init);
-  let data = null;
-  if (res.status !== 204) {
-    try {
-      data = await res.json();
-    } catch {
-      data = null;
-    }
-  }
-  if (!res.ok) {
-    const err = (data && data.error) || {};
-    if (res.status === 401 && state.me && path !== "/console/login") signedOut(true);
-    throw new ApiError(res.status, err.code || "http_" + res.status, err.message || res.statusText);
-  }
-  return data;
-}
-
-const enc = encodeURIComponent;
+ctx.state = state;
+ctx.applyPreferences = applyPreferences;
 
 // ------------------------------------------------------------------ helpers
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-}
-
-function button(text, onClick, cls) {
-  const b = el("button", cls || "secondary small", text);
-  b.type = "button";
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
-function linkify(parent, text) {
-  let last = 0;
-  for (const m of text.matchAll(URL_RE)) {
-    const url = m[0].replace(/[.,;:!?)\]}'"]+$/, "");
-    if (!url || m.index < last) continue;
-    parent.append(document.createTextNode(text.slice(last, m.index)));
-    parent.append(safeLink(url, url));
-    last = m.index + url.length;
-  }
-  parent.append(document.createTextNode(text.slice(last)));
-}
-
-function safeLink(url, text) {
-  let ok = false;
-  try {
-    ok = ["http:", "https:"].includes(new URL(url).protocol);
-  } catch {
-    ok = false;
-  }
-  if (!ok) return el("span", null, text);
-  const a = el("a", null, text);
-  a.href = url;
-  a.target = "_blank";
-  a.rel = "noopener noreferrer nofollow";
-  return a;
-}
-
-function time(ts) {
-  if (!ts) return "";
-  const d = new Date(ts);
-  if (Number.isNaN(d.getTime())) return "";
-  const today = new Date().toDateString() === d.toDateString();
-  return today
-    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
-}
-
-function visitorLabel(c) {
+function displayName(c) {
+  if (c && c.name) return c.name;
   const id = (c && c.visitor_id) || "";
-  return id ? "Visitor " + id.slice(-6) : "Visitor";
+  return id ? t("visitor.anonymous", { id: id.slice(-6) }) : t("visitor.unknown");
+}
+
+function idpName(by) {
+  const s = String(by || "");
+  return /bank.?id/i.test(s) ? "BankID" : s;
+}
+
+function verifiedBadge(by) {
+  const b = el("span", "verified-badge", t("visitor.verified", { idp: idpName(by) }));
+  b.title = t("visitor.verified_title", { idp: idpName(by) });
+  return b;
 }
 
 function activity(c) {
   return c.last_message_at || c.updated_at || c.created_at || "";
 }
 
-function setConn(text) {
-  $("conn").textContent = text;
-}
-
 function isAdmin() {
   return !!(state.me && state.me.role === "admin");
 }
 
-function inTextField(t) {
-  if (!t || !t.tagName) return false;
-  return ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName) || t.isContentEditable;
+function inTextField(x) {
+  if (!x || !x.tagName) return false;
+  return ["INPUT", "TEXTAREA", "SELECT"].includes(x.tagName) || x.isContentEditable;
+}
+
+function statusText(s) {
+  return t("status." + s);
+}
+
+// ------------------------------------------------------------------ panes (tablet, phone)
+
+// One pane at a time on a phone (list, thread, visitor); a drawer for the visitor on a tablet.
+function setPane(pane) {
+  document.body.dataset.pane = pane;
+  if (pane !== "visitor") closeDrawer(false);
+}
+
+function openDetails() {
+  if (window.matchMedia("(max-width: 700px)").matches) setPane("visitor");
+  document.body.dataset.drawer = "visitor";
+  $("show-visitor").setAttribute("aria-expanded", "true");
+  $("close-visitor").focus();
+}
+
+function closeDrawer(focus) {
+  const was = document.body.dataset.drawer === "visitor";
+  delete document.body.dataset.drawer;
+  $("show-visitor").setAttribute("aria-expanded", "false");
+  if (document.body.dataset.pane === "visitor") document.body.dataset.pane = "thread";
+  if (was && focus !== false) $("show-visitor").focus();
 }
 
 // ------------------------------------------------------------------ sign-in
@@ -162,10 +118,12 @@ function inTextField(t) {
 function showLogin(message) {
   $("booting").hidden = true;
   $("app").hidden = true;
+  if ($("invite")) $("invite").remove();
   $("login").hidden = false;
   $("login-error").textContent = message || "";
   document.body.dataset.socket = "offline";
   document.body.dataset.signedIn = "false";
+  document.title = t("app.title") + " · chatserver";
   $("email").focus();
 }
 
@@ -174,7 +132,7 @@ async function onLogin(event) {
   const email = $("email").value.trim();
   const password = $("password").value;
   if (!email || !password) {
-    $("login-error").textContent = "Enter your email and password.";
+    $("login-error").textContent = t("login.missing");
     return;
   }
   const submit = event.submitter || $("login-form").querySelector("button");
@@ -182,12 +140,9 @@ async function onLogin(event) {
   try {
     const data = await api("POST", "/console/login", { email, password });
     $("password").value = "";
-    start(data.agent);
+    start(data.agent, data.preferences || data.agent.preferences);
   } catch (e) {
-    $("login-error").textContent =
-      e.status === 401
-        ? "Wrong email or password."
-        : "Could not sign in (" + e.code + "): " + e.message;
+    $("login-error").textContent = e.status === 401 ? t("login.wrong") : errorText(e);
   } finally {
     submit.disabled = false;
   }
@@ -217,39 +172,115 @@ function signedOut(expired, why) {
   state.watched = new Set();
   state.agents = null;
   state.canned = null;
-  showLogin(expired ? why || "Your session ended. Sign in again." : "");
+  showLogin(expired ? why || t("login.expired") : "");
+}
+hooks.unauthorized = () => {
+  if (state.me) signedOut(true);
+};
+
+// The invitee's page (#/invite/<token>): choose a password, then the console opens.
+async function showInvite(token) {
+  $("booting").hidden = true;
+  $("app").hidden = true;
+  $("login").hidden = true;
+  // Made from its template only here, so the sign-in page has one password field.
+  if (!$("invite")) {
+    $("login").after($("invite-template").content.cloneNode(true));
+    translatePage($("invite"));
+  }
+  $("invite-error").textContent = "";
+  let inv;
+  try {
+    inv = await api("GET", "/console/invitations/" + enc(token));
+  } catch (e) {
+    $("invite-intro").textContent = "";
+    $("invite-form").querySelector("button").disabled = true;
+    $("invite-error").textContent = e.status === 404 ? t("invite.gone") : errorText(e);
+    return;
+  }
+  $("invite-form").querySelector("button").disabled = false;
+  $("invite-intro").textContent = t("invite.intro", { email: inv.email, role: t("role." + inv.role) });
+  $("invite-name").value = inv.name || "";
+  $("invite-form").onsubmit = async (event) => {
+    event.preventDefault();
+    const password = $("invite-password").value;
+    if (!password) {
+      $("invite-error").textContent = t("error.field.required", { field: t("invite.password") });
+      return;
+    }
+    const submit = $("invite-form").querySelector("button");
+    submit.disabled = true;
+    try {
+      const data = await api("POST", "/console/invitations/accept", {
+        token,
+        password,
+        name: $("invite-name").value.trim() || undefined,
+      });
+      $("invite-password").value = "";
+      history.replaceState(null, "", "#/");
+      start(data.agent, data.preferences || data.agent.preferences);
+    } catch (e) {
+      $("invite-error").textContent = errorText(e, { password: t("invite.password"), name: t("invite.name") });
+    } finally {
+      submit.disabled = false;
+    }
+  };
+  $("invite-password").focus();
 }
 
-function start(agent) {
+function applyPreferences(prefs) {
+  state.prefs = { ...DEFAULT_PREFS, ...(prefs || {}), notify: { ...DEFAULT_PREFS.notify, ...((prefs && prefs.notify) || {}) } };
+  setLanguage(state.prefs.language);
+  if (state.me) {
+    renderMe();
+    renderOnline();
+    renderConn();
+    renderList();
+    renderCounts();
+    if (state.selected) {
+      renderHead();
+      rerenderThread();
+      loadVisitor(state.selected);
+    }
+  }
+}
+
+function renderMe() {
+  $("me").textContent = state.me.name + " (" + t("role." + state.me.role) + ")";
+}
+
+function start(agent, prefs) {
   state.me = agent;
   $("booting").hidden = true;
   $("login").hidden = true;
+  if ($("invite")) $("invite").remove();
   $("app").hidden = false;
   document.body.dataset.signedIn = "true";
   document.body.dataset.role = agent.role;
-  $("me").textContent = agent.name + " (" + agent.role + ")";
   for (const a of document.querySelectorAll(".admin-only")) a.hidden = !isAdmin();
   state.presence = new Map([[agent.id, { name: agent.name, status: "online" }]]);
   $("my-status").value = "online";
-  renderOnline();
+  applyPreferences(prefs);
   loadOnlineAgents();
   updateNotifyButton();
   closeThread();
+  setPane("list");
   route();
   loadList();
   connect();
   clearInterval(state.poll);
-  // Conversation frames carry no timestamps or unread counts: re-read the list now and then.
+  // Frames carry what changed; the list (times, previews, counts) is re-read now and then.
   state.poll = setInterval(() => loadList(), 30000);
 }
 
 // ------------------------------------------------------------------ routing
 
 function route() {
-  if (!state.me) return;
   const hash = location.hash.replace(/^#/, "").split("?")[0] || "/";
   const parts = hash.split("/").filter(Boolean);
-  for (const a of document.querySelectorAll(".pages a, .admin-tabs a")) {
+  if (parts[0] === "invite" && parts[1] && !state.me) return showInvite(parts[1]);
+  if (!state.me) return;
+  for (const a of document.querySelectorAll(".top-nav a, .page-tabs a")) {
     const current = a.getAttribute("href") === "#" + hash || (a.id === "nav-admin" && parts[0] === "admin");
     if (current) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -264,13 +295,14 @@ function route() {
     if (parts[0] === "admin" && !isAdmin()) {
       // Some admin data (the team list) is readable by agents for other uses;
       // the admin pages themselves are not theirs, whatever the API would answer.
+      $("page-title").textContent = t("nav.admin");
       pageError(new ApiError(403, "forbidden", "the admin pages need the admin role"));
       return;
     }
     const fn = PAGES[page];
     if (!fn) {
-      $("page-title").textContent = "Not found";
-      $("page-error").textContent = "not_found: no such page";
+      $("page-title").textContent = t("page.not_found");
+      $("page-error").textContent = t("page.not_found_text");
       return;
     }
     fn().catch(pageError);
@@ -290,23 +322,15 @@ function route() {
   }
 }
 
-function pageError(e) {
-  if (e instanceof ApiError) {
-    $("page-error").textContent = `Error ${e.status} ${e.code}: ${e.message}`;
-    $("page-error").dataset.code = e.code;
-  } else {
-    $("page-error").textContent = String(e && e.message ? e.message : e);
-  }
-}
-
 // ------------------------------------------------------------------ inbox
 
 function listQuery(cursor) {
   const q = new URLSearchParams({ limit: "50" });
   const view = $("view-filter").value;
-  const status = $("status-filter").value;
-  const tag = $("tag-filter").value.trim();
   const text = $("search").value.trim();
+  // A search covers every status unless one was chosen on purpose.
+  const status = text && state.statusUntouched ? "" : $("status-filter").value;
+  const tag = $("tag-filter").value.trim();
   if (view) q.set("assignee", view);
   if (status) q.set("status", status);
   if (tag) q.set("tag", tag);
@@ -320,6 +344,7 @@ async function loadList(more) {
   if (!state.me) return;
   const gen = ++listGen;
   $("conversations").setAttribute("aria-busy", "true");
+  loadCounts();
   try {
     const pages = [];
     if (more) {
@@ -328,8 +353,7 @@ async function loadList(more) {
       state.pages = (state.pages || 1) + 1;
       pages.push(await api("GET", "/api/v1/conversations?" + listQuery(state.nextCursor)));
     } else {
-      // Reload as many pages as were shown (so a refresh does not shrink the list).
-      const want = Math.max(1, state.pages || 1, Math.ceil(state.order.length / 50));
+      const want = Math.max(1, state.pages || 1);
       let cursor = null;
       for (let i = 0; i < want; i++) {
         const data = await api("GET", "/api/v1/conversations?" + listQuery(cursor));
@@ -344,15 +368,55 @@ async function loadList(more) {
       for (const c of data.items) state.convs.set(c.id, c);
       state.nextCursor = data.next_cursor;
     }
-    state.order = [...state.convs.keys()];
     renderList();
     watchMine();
     if (state.selected) renderHead();
   } catch (e) {
-    if (e.status !== 401) setConn(`Could not load conversations (${e.code}): ${e.message}`);
+    if (e.status !== 401) setConnNote(t("error.load_list", { why: errorText(e) }));
   } finally {
     if (gen === listGen) $("conversations").setAttribute("aria-busy", "false");
   }
+}
+
+async function loadCounts() {
+  const q = new URLSearchParams();
+  const tag = $("tag-filter").value.trim();
+  if (tag) q.set("tag", tag);
+  try {
+    state.counts = await api("GET", "/api/v1/conversations/counts?" + q);
+  } catch {
+    return;
+  }
+  renderCounts();
+}
+
+function renderCounts() {
+  const c = state.counts;
+  const views = (c && c.views) || {};
+  for (const o of $("view-filter").options) {
+    const key = o.value === "" ? "all" : o.value === "me" ? "mine" : "unassigned";
+    o.textContent = t("view." + key) + (key in views ? ` (${views[key]})` : "");
+  }
+  const st = (c && c.status) || {};
+  $("status-counts").textContent =
+    c && c.status ? ["open", "pending", "resolved"].map((s) => `${statusText(s)}: ${st[s] || 0}`).join(" · ") : "";
+  const unread = (c && c.unread) || 0;
+  document.title = (unread ? `(${unread}) ` : "") + t("app.title") + " · chatserver";
+  setFavicon(unread);
+}
+
+// The tab's icon carries the unread count, so a background tab shows the work waiting.
+function setFavicon(n) {
+  const label = n > 99 ? "99+" : String(n);
+  const badge = n
+    ? `<circle cx="23" cy="9" r="9" fill="#c62828"/><text x="23" y="13" font-size="${label.length > 2 ? 8 : 11}" text-anchor="middle" fill="#fff" font-family="sans-serif" font-weight="700">${label}</text>`
+    : "";
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="2" y="6" width="24" height="18" rx="5" fill="#1f5fbf"/>` +
+    `<path d="M8 24l-2 6 7-6z" fill="#1f5fbf"/>${badge}</svg>`;
+  const link = $("favicon");
+  link.href = "data:image/svg+xml," + encodeURIComponent(svg);
+  link.dataset.unread = String(n);
 }
 
 function scheduleRefresh(ms) {
@@ -361,10 +425,12 @@ function scheduleRefresh(ms) {
 }
 
 function matchesFilter(c) {
-  const status = $("status-filter").value;
+  const statuses = ($("search").value.trim() && state.statusUntouched ? "" : $("status-filter").value)
+    .split(",")
+    .filter(Boolean);
   const view = $("view-filter").value;
   const tag = $("tag-filter").value.trim();
-  if (status && c.status !== status) return false;
+  if (statuses.length && !statuses.includes(c.status)) return false;
   if (view === "none" && c.assignee) return false;
   if (view === "me" && !(c.assignee && state.me && c.assignee.id === state.me.id)) return false;
   if (tag && !(c.tags || []).includes(tag)) return false;
@@ -377,41 +443,71 @@ function visibleConvs() {
     .sort((a, b) => (activity(a) < activity(b) ? 1 : activity(a) > activity(b) ? -1 : 0));
 }
 
+function snippetInto(parent, parts) {
+  for (const p of parts || []) {
+    if (p.hit) parent.append(el("mark", null, p.text));
+    else parent.append(document.createTextNode(p.text));
+  }
+}
+
+function previewOf(c) {
+  const span = el("span", "inbox-preview");
+  if (c.match && c.match.snippet) {
+    span.dataset.kind = "match";
+    snippetInto(span, c.match.snippet);
+    return span;
+  }
+  const m = c.last_message;
+  if (!m) {
+    span.append(el("span", "muted", t("inbox.no_messages")));
+    return span;
+  }
+  span.dataset.kind = m.kind;
+  if (m.kind === "note") span.append(el("span", "inbox-preview-label", t("inbox.note_prefix")), " ");
+  let text = m.preview || "";
+  if (!text && m.attachments) text = tn("inbox.files", m.attachments);
+  if (m.role === "agent" && m.kind !== "note") text = t("inbox.agent_said", { text });
+  span.append(text);
+  return span;
+}
+
 function renderList() {
   const ul = $("conversations");
   const items = visibleConvs();
   ul.replaceChildren(
     ...items.map((c) => {
       const li = el("li");
-      const b = el("button");
+      const b = el("button", "inbox-row");
       b.type = "button";
       b.dataset.id = c.id;
       b.dataset.status = c.status;
       if (c.id === state.selected) b.setAttribute("aria-current", "true");
-      const who = el("span", "who");
-      const name = el("span", null, visitorLabel(c));
-      const right = el("span");
+      const top = el("span", "inbox-row-top");
+      const name = el("span", "inbox-name", displayName(c));
+      const when = el("span", "inbox-time", time((c.last_message && c.last_message.ts) || activity(c)));
+      top.append(name, when);
+      const bottom = el("span", "inbox-row-bottom");
+      const meta = el("span", "inbox-meta", c.assignee ? t("inbox.assigned_to", { name: c.assignee.name }) : t("inbox.unassigned"));
+      const flags = el("span", "inbox-flags");
+      if (c.verified_by) flags.append(verifiedBadge(c.verified_by));
       const unread = c.unread || 0;
       if (unread > 0 && c.id !== state.selected) {
-        const n = el("span", "unread", String(unread));
-        n.setAttribute("aria-label", unread + " unread");
-        n.title = unread + " unread";
-        right.append(n, " ");
+        const n = el("span", "inbox-unread unread", String(unread));
+        n.setAttribute("aria-label", tn("inbox.unread", unread));
+        n.title = tn("inbox.unread", unread);
+        flags.append(n);
       }
-      right.append(el("span", "badge " + c.status, c.status));
-      who.append(name, right);
-      const sub = el(
-        "span",
-        "sub",
-        (c.assignee ? "Assigned to " + c.assignee.name : "Unassigned") + " · " + time(activity(c)),
-      );
-      b.append(who, sub);
+      const badge = el("span", "status-badge", statusText(c.status));
+      badge.dataset.status = c.status;
+      flags.append(badge);
+      bottom.append(meta, flags);
+      b.append(top, previewOf(c), bottom);
       if (c.tags && c.tags.length) {
-        const tags = el("span", "sub tags");
-        for (const t of c.tags) tags.append(el("span", "tag", t));
+        const tags = el("span", "inbox-tags");
+        for (const x of c.tags) tags.append(el("span", "tag-chip", x));
         b.append(tags);
       }
-      b.addEventListener("click", () => openConv(c.id));
+      b.addEventListener("click", () => openConv(c.id, { jump: c.match ? c.match.seq : null }));
       li.append(b);
       return li;
     }),
@@ -432,20 +528,31 @@ function upsertConversation(f) {
     last_message_at: now,
     unread: f.last_seq || 0,
   };
+  const wasMine = !!(known && known.assignee && state.me && known.assignee.id === state.me.id);
   if (known && (known.status !== f.status || (known.assignee || {}).id !== (f.assignee || {}).id)) {
     c.updated_at = now;
   }
   Object.assign(c, { status: f.status, assignee: f.assignee || null, tags: f.tags || c.tags || [] });
+  for (const k of ["name", "verified_by", "rating"]) if (k in f) c[k] = f[k];
   if (typeof f.last_seq === "number" && f.last_seq > (c.last_seq || 0)) c.last_seq = f.last_seq;
   state.convs.set(f.id, c);
   renderList();
   if (f.id === state.selected) {
-    if (state.current) Object.assign(state.current, { status: c.status, assignee: c.assignee, tags: c.tags });
+    if (state.current) {
+      Object.assign(state.current, { status: c.status, assignee: c.assignee, tags: c.tags });
+      for (const k of ["name", "verified_by", "rating"]) if (k in f) state.current[k] = f[k];
+    }
     renderHead();
+    if ("verified_by" in f || "name" in f) loadVisitor(f.id);
   }
   watchMine();
-  if (isNew) notify("New conversation", "A visitor started a chat.", f.id);
-  scheduleRefresh(); // the API has the fields a frame lacks (visitor, timestamps, unread)
+  const mine = !!(c.assignee && state.me && c.assignee.id === state.me.id);
+  if (isNew && state.prefs.notify.new_conversation) {
+    notify(t("notify.new_conversation"), t("notify.new_conversation_body"), f.id);
+  } else if (mine && !wasMine && known && state.prefs.notify.assigned_to_me) {
+    notify(t("notify.assigned"), displayName(c), f.id);
+  }
+  scheduleRefresh(); // the API has the fields a frame lacks (visitor, preview, unread)
 }
 
 // Follow the conversations assigned to me, for unread counts and notifications.
@@ -481,11 +588,17 @@ function closeThread() {
   state.current = null;
   $("thread").hidden = true;
   $("no-thread").hidden = false;
-  $("visitor-body").replaceChildren("No conversation open.");
+  $("visitor-body").replaceChildren(t("panel.none"));
+  uploads.reset(null);
 }
 
 async function openConv(id, opts) {
-  if (state.selected === id) return;
+  const jump = opts && opts.jump;
+  if (state.selected === id) {
+    setPane("thread");
+    if (jump) scrollToSeq(jump);
+    return;
+  }
   if (!$("view-page").hidden) {
     location.hash = "#/";
   }
@@ -497,11 +610,15 @@ async function openConv(id, opts) {
   state.lastSeq = 0;
   state.histLow = null;
   state.readSent = 0;
+  state.visitorRead = 0;
+  state.jumpTo = jump || null;
   $("messages").replaceChildren();
   $("messages").dataset.complete = "false";
   $("typing").textContent = "";
   $("no-thread").hidden = true;
   $("thread").hidden = false;
+  setPane("thread");
+  uploads.reset(id);
   const c = state.convs.get(id);
   if (c) c.unread = 0;
   renderList();
@@ -512,6 +629,7 @@ async function openConv(id, opts) {
     .then((conv) => {
       if (state.selected !== id) return;
       state.current = conv;
+      if (conv.visitor_read_seq) setVisitorRead(conv.visitor_read_seq);
       const known = state.convs.get(id);
       if (known) Object.assign(known, conv, { unread: 0 });
       renderHead();
@@ -519,7 +637,7 @@ async function openConv(id, opts) {
       if (!state.ws || state.ws.readyState !== WebSocket.OPEN) loadNewest(id, conv.last_seq);
     })
     .catch((e) => {
-      if (e.status !== 401) setConn(`Could not open the conversation (${e.code}): ${e.message}`);
+      if (e.status !== 401) setConnNote(t("error.open_conversation", { why: errorText(e) }));
     });
   // Watch first, then read the history: whatever lands in between arrives live and
   // is deduplicated by seq. The `watching` answer carries the last seq.
@@ -527,11 +645,14 @@ async function openConv(id, opts) {
   if (!(opts && opts.keepFocus)) $("reply-body").focus();
 }
 
-// History: the newest page first, then older pages when scrolled to the top.
+// History: the newest page first (or the page around a search hit), then older pages
+// when scrolled to the top.
 async function loadNewest(id, lastSeq) {
-  const low = Math.max(0, lastSeq - PAGE);
+  const target = state.jumpTo && state.jumpTo < lastSeq - PAGE ? state.jumpTo : null;
+  const low = target ? Math.max(0, target - 10) : Math.max(0, lastSeq - PAGE);
   state.histLow = lastSeq; // nothing older loaded yet
-  await loadPage(id, low, lastSeq - low, true);
+  await loadPage(id, low, lastSeq - low, !state.jumpTo);
+  if (state.jumpTo) scrollToSeq(state.jumpTo);
   markRead();
 }
 
@@ -551,17 +672,26 @@ async function loadPage(id, after, limit, bottom) {
   state.histLoading = true;
   const log = $("messages");
   try {
-    const q = new URLSearchParams({ after_seq: String(after), limit: String(limit) });
-    const data = await api("GET", `/api/v1/conversations/${enc(id)}/messages?${q}`);
+    const items = [];
+    let from = after;
+    // The API answers at most 500 a page; a jump to an old hit may need several.
+    while (items.length < limit) {
+      const q = new URLSearchParams({ after_seq: String(from), limit: String(Math.min(500, limit - items.length)) });
+      const data = await api("GET", `/api/v1/conversations/${enc(id)}/messages?${q}`);
+      items.push(...data.items);
+      if (!data.next_cursor || !data.items.length) break;
+      from = data.items[data.items.length - 1].seq;
+    }
     if (state.selected !== id) return;
     const fromBottom = log.scrollHeight - log.scrollTop;
-    for (const m of data.items) addMessage(m, true);
+    for (const m of items) addMessage(m, true);
     state.histLow = after;
     log.dataset.complete = String(after <= 0);
     if (bottom) log.scrollTop = log.scrollHeight;
     else log.scrollTop = log.scrollHeight - fromBottom; // keep the reader's place
+    renderSeen();
   } catch (e) {
-    if (e.status !== 401) setConn(`Could not load the conversation (${e.code}): ${e.message}`);
+    if (e.status !== 401) setConnNote(t("error.load_thread", { why: errorText(e) }));
   } finally {
     state.histLoading = false;
   }
@@ -569,23 +699,36 @@ async function loadPage(id, after, limit, bottom) {
   if (state.selected === id && state.histLow > 0 && log.scrollHeight <= log.clientHeight) loadOlder();
 }
 
+function scrollToSeq(seq) {
+  const li = state.seqs.get(seq);
+  if (!li) return;
+  state.jumpTo = null;
+  for (const x of $("messages").querySelectorAll(".is-hit")) x.classList.remove("is-hit");
+  li.classList.add("is-hit");
+  li.scrollIntoView({ block: "center" });
+  li.tabIndex = -1;
+  li.focus({ preventScroll: true });
+}
+
 function renderHead() {
   const c = state.current || state.convs.get(state.selected) || { id: state.selected, status: "open" };
-  $("thread-title").textContent = visitorLabel(c);
-  const bits = [c.status];
-  bits.push(c.assignee ? "assigned to " + c.assignee.name : "unassigned");
-  if (c.created_at) bits.push("started " + time(c.created_at));
+  const title = $("thread-title");
+  title.replaceChildren(displayName(c));
+  if (c.verified_by) title.append(" ", verifiedBadge(c.verified_by));
+  const bits = [statusText(c.status)];
+  bits.push(c.assignee ? t("thread.assigned_to", { name: c.assignee.name }) : t("thread.unassigned"));
+  if (c.created_at) bits.push(t("thread.started", { when: time(c.created_at) }));
   $("thread-meta").textContent = bits.join(" · ");
   const tags = $("thread-tags");
-  tags.replaceChildren(...(c.tags || []).map((t) => el("span", "tag", t)));
+  tags.replaceChildren(...(c.tags || []).map((x) => el("span", "tag-chip", x)));
   if (document.activeElement !== $("tags-input")) $("tags-input").value = (c.tags || []).join(", ");
   const mine = c.assignee && state.me && c.assignee.id === state.me.id;
   $("assign").disabled = !!mine;
-  $("assign").textContent = mine ? "Assigned to you" : "Assign to me";
+  $("assign").textContent = mine ? t("thread.assigned_you") : t("thread.assign_me");
   $("unassign").disabled = !c.assignee;
   $("conv-status").value = c.status || "open";
-  $("resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
-  ratingNote(c, H);
+  $("resolve").textContent = c.status === "resolved" ? t("thread.reopen") : t("thread.resolve");
+  ratingNote(c, { api, el, t, $ });
   // Any agent may transfer a conversation to a colleague.
   $("assign-other").hidden = false;
   renderAssignee(c);
@@ -603,11 +746,11 @@ async function renderAssignee(c) {
       return;
     }
   }
-  const opts = [el("option", null, "Assign to…")];
+  const opts = [el("option", null, t("thread.assign_to_option"))];
   opts[0].value = "";
   for (const a of state.agents) {
     if (!a.active || a.kind !== "human" || a.role === "compliance") continue;
-    const o = el("option", null, a.name + (a.id === state.me.id ? " (me)" : ""));
+    const o = el("option", null, a.name + (a.id === state.me.id ? " " + t("thread.me_suffix") : ""));
     o.value = a.id;
     opts.push(o);
   }
@@ -615,30 +758,79 @@ async function renderAssignee(c) {
   sel.value = (c.assignee && c.assignee.id) || "";
 }
 
+function person(p) {
+  return (p && p.name) || t("event.someone");
+}
+
+// An event line in the agent's language, from the event's data; the stored English
+// body is the fallback for an event type this console does not know.
+function eventText(m) {
+  const e = m.event;
+  if (!e || !e.type) return m.body || "";
+  const by = e.by ? person(e.by) : null;
+  const key = "event." + e.type + (by ? "_by" : "");
+  const vars = {
+    to: person(e.to),
+    from: person(e.from),
+    by,
+    score: e.score,
+    idp: idpName(e.idp),
+    name: e.name || "",
+    status: e.status ? statusText(e.status) : "",
+  };
+  const s = t(key, vars);
+  return s === key ? m.body || e.type : s;
+}
+
 function messageItem(m, mine) {
   const role = (m.author && m.author.role) || "agent";
-  const li = el("li", "msg " + role + (m.kind === "note" ? " note" : "") + (m.kind === "event" ? " event" : ""));
-  const meta = el("span", "meta");
-  if (m.kind === "note") meta.append(el("span", "label", "Internal note"));
+  const li = el("li", "thread-msg msg");
+  li.dataset.role = role;
+  li.dataset.kind = m.kind || "text";
+  if (m.message_id) li.dataset.id = m.message_id;
+  if (m.kind === "event") {
+    const text = el("span", "thread-msg-text", eventText(m));
+    const when = el("span", "thread-msg-when when", m.ts ? " · " + time(m.ts) : "");
+    li.append(text, when);
+    return li;
+  }
+  const meta = el("span", "thread-msg-meta meta");
+  if (m.kind === "note") meta.append(el("span", "thread-msg-label", t("thread.note_label")));
   const who =
     role === "visitor"
-      ? (m.author && m.author.name) || visitorLabel({ visitor_id: m.author.id })
+      ? (m.author && m.author.name) || (state.current && state.current.name) || displayName({ visitor_id: m.author && m.author.id })
       : role === "system"
-        ? "System"
+        ? t("thread.system")
         : mine
-          ? "You"
-          : (m.author && m.author.name) || "Agent";
+          ? t("thread.you")
+          : (m.author && m.author.name) || t("thread.agent");
   meta.append(who);
-  const when = el("span", "when", m.ts ? " · " + time(m.ts) : "");
-  meta.append(when);
-  const st = el("span", "state");
-  meta.append(st);
-  const body = el("div", "text");
+  meta.append(el("span", "thread-msg-when when", m.ts ? " · " + time(m.ts) : ""));
+  meta.append(el("span", "thread-msg-state state"));
+  const body = el("div", "thread-msg-text text");
   linkify(body, m.body || "");
-  li.append(meta, body);
-  const files = attachmentList(m.attachments);
-  if (files) li.append(files);
+  li.append(meta);
+  if (m.body) li.append(body);
+  const files = attachmentList(m.attachments, t);
+  if (files) {
+    files.classList.add("thread-msg-files");
+    li.append(files);
+  }
   return li;
+}
+
+function rerenderThread() {
+  // The language changed: event lines and labels are drawn again from what is known.
+  for (const [seq, li] of state.seqs) {
+    if (!li._message) continue;
+    const fresh = messageItem(li._message, li._mine);
+    fresh._message = li._message;
+    fresh._mine = li._mine;
+    fresh.dataset.seq = String(seq);
+    li.replaceWith(fresh);
+    state.seqs.set(seq, fresh);
+  }
+  renderSeen();
 }
 
 function place(li, seq, history) {
@@ -663,10 +855,37 @@ function addMessage(m, history) {
   if (m.conversation_id !== state.selected || state.seqs.has(m.seq)) return;
   const mine = m.author && m.author.role === "agent" && state.me && m.author.id === state.me.id;
   const li = messageItem(m, mine);
+  li._message = m;
+  li._mine = mine;
   state.seqs.set(m.seq, li);
   if (m.seq > state.lastSeq) state.lastSeq = m.seq;
   place(li, m.seq, history);
   if (m.author && m.author.role === "visitor" && !history) $("typing").textContent = "";
+  if (state.jumpTo === m.seq) scrollToSeq(m.seq);
+}
+
+// "Seen" under the newest agent message the visitor has read (their `read` frames).
+function setVisitorRead(seq) {
+  if (seq > state.visitorRead) {
+    state.visitorRead = seq;
+    renderSeen();
+  }
+}
+
+function renderSeen() {
+  for (const x of $("messages").querySelectorAll(".thread-msg-seen")) x.remove();
+  if (!state.visitorRead) return;
+  let best = null;
+  for (const [seq, li] of state.seqs) {
+    if (seq <= state.visitorRead && li.dataset.role === "agent" && li.dataset.kind === "text" && (!best || seq > best[0])) {
+      best = [seq, li];
+    }
+  }
+  if (best) {
+    const seen = el("span", "thread-msg-seen", t("thread.seen"));
+    seen.dataset.seq = String(best[0]);
+    best[1].append(seen);
+  }
 }
 
 function markRead() {
@@ -678,83 +897,70 @@ function markRead() {
 
 // ------------------------------------------------------------------ visitor panel
 
-function row(dl, term, value) {
-  if (value == null || value === "") return;
-  dl.append(el("dt", null, term));
-  const dd = el("dd");
-  if (value instanceof Node) dd.append(value);
-  else dd.textContent = String(value);
-  dl.append(dd);
-}
-
 async function loadVisitor(id) {
   const box = $("visitor-body");
-  box.className = "muted";
-  box.replaceChildren("Loading…");
+  box.classList.add("muted");
+  box.replaceChildren(t("panel.loading"));
   let data;
   try {
     data = await api("GET", `/api/v1/conversations/${enc(id)}/visitor`);
   } catch (e) {
-    if (state.selected === id) box.replaceChildren(`Error ${e.status} ${e.code}: ${e.message}`);
+    if (state.selected === id) box.replaceChildren(errorText(e));
     return;
   }
   if (state.selected !== id) return;
-  box.className = "";
+  box.classList.remove("muted");
   const parts = [];
   const conv = state.current || {};
   if (data.account) {
-    const h = el("h3", null, "Account");
+    const h = el("h3", null, t("panel.account"));
     const dl = el("dl", "facts");
     const name = el("span", null, data.account.name || "—");
-    if (data.account.verified_by) {
-      const by = String(data.account.verified_by);
-      const badge = el("span", "verified", "Verified by " + (/bank.?id/i.test(by) ? "BankID" : by));
-      name.append(" ", badge);
-    }
-    row(dl, "Name", name);
-    row(dl, "Email", data.account.email);
-    row(dl, "Phone", data.account.phone);
+    if (data.account.verified_by) name.append(" ", verifiedBadge(data.account.verified_by));
+    row(dl, t("field.name"), name);
+    row(dl, t("field.email"), data.account.email);
+    row(dl, t("field.phone"), data.account.phone);
     parts.push(h, dl);
   } else {
-    parts.push(el("p", "muted", "Anonymous visitor " + (data.visitor_id || "").slice(-6)));
+    parts.push(el("p", "muted", t("panel.anonymous", { id: (data.visitor_id || "").slice(-6) })));
   }
-  const contact = el("p", "contact");
+  const contact = el("p", "panel-contact");
   contact.id = "contact-email";
   parts.push(contact);
   const s = (data.sessions || [])[0];
   if (s) {
     const dl = el("dl", "facts");
     dl.id = "visitor-session";
-    row(dl, "Device", s.device_class);
-    row(dl, "Browser", s.browser);
-    row(dl, "OS", s.os);
+    row(dl, t("panel.device"), s.device_class);
+    row(dl, t("panel.browser"), s.browser);
+    row(dl, t("panel.os"), s.os);
     if (s.page_url || s.page_title) {
       const page = el("span");
       page.append(el("span", "page-title", s.page_title || s.page_url || ""));
       if (s.page_url) page.append(el("br"), safeLink(s.page_url, s.page_url));
-      row(dl, "Page", page);
+      row(dl, t("panel.page"), page);
     }
-    row(dl, "Referrer", s.referrer ? safeLink(s.referrer, s.referrer) : null);
-    row(dl, "Locale", s.locale);
-    row(dl, "Since", time(s.started_at));
+    row(dl, t("panel.referrer"), s.referrer ? safeLink(s.referrer, s.referrer) : null);
+    row(dl, t("panel.locale"), s.locale);
+    row(dl, t("panel.since"), time(s.started_at));
     if ("ip" in s && s.ip) {
       const ip = el("span", "ip", s.ip);
       ip.id = "visitor-ip";
-      row(dl, "IP", ip);
+      row(dl, t("panel.ip"), ip);
     }
-    parts.push(el("h3", null, "Latest session"), dl);
+    parts.push(el("h3", null, t("panel.session")), dl);
   }
   const others = data.conversations || [];
-  parts.push(el("h3", null, "Earlier conversations"));
+  parts.push(el("h3", null, t("panel.earlier")));
   if (others.length) {
-    const ul = el("ul", "earlier");
+    const ul = el("ul", "panel-earlier earlier");
     for (const o of others) {
       const li = el("li");
-      li.append(button(`${time(o.created_at)} · ${o.status}`, () => openConv(o.id)));
+      li.append(button(`${time(o.created_at)} · ${statusText(o.status)}`, () => openConv(o.id)));
       ul.append(li);
     }
     parts.push(ul);
-  } else parts.push(el("p", "muted", "None."));
+  } else parts.push(el("p", "muted", t("panel.none_earlier")));
   box.replaceChildren(...parts);
   renderContact(conv);
 }
@@ -764,7 +970,7 @@ function renderContact(c) {
   if (!p) return;
   p.replaceChildren();
   if (c && c.contact_email) {
-    p.append("Contact email (offline message): ");
+    p.append(t("panel.contact_email") + " ");
     const a = el("a", null, c.contact_email);
     a.href = "mailto:" + c.contact_email;
     p.append(a);
@@ -773,16 +979,23 @@ function renderContact(c) {
 
 // ------------------------------------------------------------------ replying
 
+const uploads = new Uploads({
+  list: () => $("composer-files"),
+  error: (text) => {
+    $("composer-error").textContent = text;
+  },
+  conversation: () => state.selected,
+});
+
 function showPending(p) {
-  p.el.classList.toggle("failed", p.state === "failed");
   p.el.dataset.state = p.state;
-  const st = p.el.querySelector(".state");
+  const st = p.el.querySelector(".thread-msg-state");
   st.replaceChildren();
   if (p.state === "acked") return;
-  st.append(p.state === "failed" ? " · not sent " : " · sending…");
+  st.append(p.state === "failed" ? " · " + t("thread.not_sent") + " " : " · " + t("thread.sending"));
   if (p.state === "failed") {
     st.append(
-      button("Retry", () => {
+      button(t("thread.retry"), () => {
         p.state = "queued";
         showPending(p);
         flush();
@@ -791,28 +1004,43 @@ function showPending(p) {
   }
 }
 
-function onReply(event) {
+async function onReply(event) {
   event.preventDefault();
   const input = $("reply-body");
   const body = input.value;
-  if (!body.trim() || !state.selected) return;
+  if (!state.selected) return;
+  if (uploads.busy()) {
+    $("composer-error").textContent = t("composer.wait_uploads");
+    return;
+  }
+  const files = uploads.ready();
+  if (!body.trim() && !files.length) return;
+  $("composer-error").textContent = "";
   const kind = $("note").checked ? "note" : "text";
   const p = {
     id: crypto.randomUUID(),
     conversation_id: state.selected,
     body,
     kind,
+    attachments: files.map((f) => f.id),
     state: "queued",
     el: null,
   };
   p.el = messageItem(
-    { conversation_id: state.selected, body, kind, author: { role: "agent", id: state.me.id, name: state.me.name } },
+    {
+      conversation_id: state.selected,
+      body,
+      kind,
+      attachments: files.map((f) => f.meta),
+      author: { role: "agent", id: state.me.id, name: state.me.name },
+    },
     true,
   );
   showPending(p);
   place(p.el, null);
   state.pending.push(p);
   input.value = "";
+  uploads.reset(state.selected);
   closeCanned();
   if (state.typingAt) {
     clearTimeout(state.typingIdle);
@@ -827,6 +1055,7 @@ function flush() {
     if (p.state !== "queued") continue;
     const frame = { type: "send", client_msg_id: p.id, conversation_id: p.conversation_id, body: p.body };
     if (p.kind === "note") frame.kind = "note";
+    if (p.attachments && p.attachments.length) frame.attachments = p.attachments;
     if (!send(frame)) return;
     p.state = "sent";
   }
@@ -842,16 +1071,28 @@ function onAck(f) {
     return;
   }
   showPending(p);
-  p.el.querySelector(".when").textContent = " · " + time(f.ts);
+  p.el.querySelector(".thread-msg-when").textContent = " · " + time(f.ts);
+  p.el._message = {
+    conversation_id: f.conversation_id,
+    message_id: f.message_id,
+    seq: f.seq,
+    ts: f.ts,
+    body: p.body,
+    kind: p.kind,
+    author: { role: "agent", id: state.me.id, name: state.me.name },
+  };
+  p.el._mine = true;
   state.seqs.set(f.seq, p.el);
   if (f.seq > state.lastSeq) state.lastSeq = f.seq;
   place(p.el, f.seq);
   const c = state.convs.get(f.conversation_id);
   if (c) {
     c.last_message_at = f.ts;
+    c.last_message = { seq: f.seq, kind: p.kind, role: "agent", preview: p.body.split("\n")[0].slice(0, 140), ts: f.ts };
     renderList();
   }
   markRead();
+  renderSeen();
 }
 
 function onError(f) {
@@ -859,13 +1100,14 @@ function onError(f) {
   if (p) {
     p.state = "failed";
     showPending(p);
+    $("composer-error").textContent = errorText(new ApiError(0, f.code, f.message));
   }
   if (f.code === "unauthorized" && !f.ref) {
     // Deactivated (or demoted): the server closes the socket; so does the console.
-    signedOut(true, "You were signed out (" + f.code + "): " + (f.message || ""));
+    signedOut(true, t("login.signed_out"));
     return;
   }
-  setConn(`${f.code}: ${f.message || ""}`);
+  if (!p) setConnNote(errorText(new ApiError(0, f.code, f.message)));
 }
 
 function onTypingInput() {
@@ -892,8 +1134,8 @@ function onTyping(f) {
     $("typing").textContent = "";
     return;
   }
-  const who = f.author.role === "visitor" ? visitorLabel({ visitor_id: f.author.id }) : f.author.name || "An agent";
-  $("typing").textContent = who + " is typing…";
+  const who = f.author.role === "visitor" ? displayName(state.current || { visitor_id: f.author.id }) : f.author.name || t("thread.agent");
+  $("typing").textContent = t("thread.typing", { name: who });
   state.typingHide = setTimeout(() => {
     $("typing").textContent = "";
   }, 8000);
@@ -910,9 +1152,10 @@ async function patch(changes) {
     if (state.selected === id) state.current = { ...(state.current || {}), ...c };
     renderList();
     watchMine();
+    loadCounts();
     if (state.selected === id) renderHead();
   } catch (e) {
-    if (e.status !== 401) setConn(`Could not update the conversation (${e.code}): ${e.message}`);
+    if (e.status !== 401) setConnNote(t("error.update_conversation", { why: errorText(e) }));
   }
 }
 
@@ -928,7 +1171,7 @@ async function updateCanned() {
       state.canned = (await api("GET", "/api/v1/canned-responses")).items;
     } catch (e) {
       state.canned = null;
-      setConn(`Could not load canned responses (${e.code}): ${e.message}`);
+      $("composer-error").textContent = errorText(e);
       return;
     }
   }
@@ -939,7 +1182,7 @@ async function updateCanned() {
   state.cannedIndex = Math.min(state.cannedIndex, found.length - 1);
   ul.replaceChildren(
     ...found.map((c, i) => {
-      const li = el("li", "canned-item");
+      const li = el("li", "composer-canned-item canned-item");
       li.id = "canned-" + i;
       li.setAttribute("role", "option");
       li.setAttribute("aria-selected", String(i === state.cannedIndex));
@@ -1009,25 +1252,31 @@ function updateNotifyButton() {
 }
 
 function beep() {
+  if (!state.prefs.sound) return;
   try {
-    const ctx = state.audio || (state.audio = new AudioContext());
-    const osc = ctx.createOscillator();
-    const gain = ctx.createGain();
+    const ac = state.audio || (state.audio = new AudioContext());
+    const osc = ac.createOscillator();
+    const gain = ac.createGain();
     osc.frequency.value = 880;
-    gain.gain.setValueAtTime(0.08, ctx.currentTime);
-    gain.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + 0.25);
-    osc.connect(gain).connect(ctx.destination);
+    gain.gain.setValueAtTime(0.08, ac.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.0001, ac.currentTime + 0.25);
+    osc.connect(gain).connect(ac.destination);
     osc.start();
-    osc.stop(ctx.currentTime + 0.25);
+    osc.stop(ac.currentTime + 0.25);
   } catch {
     // no audio
   }
 }
 
+// A toast in the page while the tab is visible; a sound and a desktop notification
+// (when allowed) while it is not.
 function notify(title, body, conversationId) {
-  if (!document.hidden) return;
+  if (!document.hidden) {
+    toast(title + (body ? ": " + body : ""), conversationId);
+    return;
+  }
   beep();
-  if ("Notification" in window && Notification.permission === "granted") {
+  if (state.prefs.desktop && "Notification" in window && Notification.permission === "granted") {
     try {
       const n = new Notification(title, { body, tag: conversationId });
       n.onclick = () => {
@@ -1041,22 +1290,69 @@ function notify(title, body, conversationId) {
   }
 }
 
-// ------------------------------------------------------------------ presence
+function toast(text, conversationId) {
+  const box = el("div", "toast");
+  box.setAttribute("role", "status");
+  box.append(el("span", null, text));
+  if (conversationId) {
+    box.append(
+      button(t("toast.open"), () => {
+        box.remove();
+        openConv(conversationId);
+      }),
+    );
+  }
+  const close = button("×", () => box.remove());
+  close.setAttribute("aria-label", t("toast.dismiss"));
+  box.append(close);
+  $("toasts").append(box);
+  setTimeout(() => box.remove(), 8000);
+}
+
+// ------------------------------------------------------------------ presence and connection
 
 function renderOnline() {
-  const list = [...state.presence.values()].filter((p) => p.status !== "offline");
+  const list = [...state.presence.entries()].filter(([, p]) => p.status !== "offline");
   const box = $("online");
   box.replaceChildren();
+  if (!state.live) {
+    // Without the socket nobody's presence is known, our own included.
+    box.append(t("presence.unknown"));
+    return;
+  }
   if (!list.length) return;
-  box.append("Online: ");
-  list.forEach((p, i) => {
+  box.append(t("presence.online_list") + " ");
+  list.forEach(([, p], i) => {
     if (i) box.append(", ");
-    const s = el("span", "agent " + p.status, p.name + (p.status === "away" ? " (away)" : ""));
+    const s = el("span", "agent", p.name + (p.status === "away" ? " " + t("presence.away_suffix") : ""));
+    s.dataset.status = p.status;
     box.append(s);
   });
 }
 
-// Presence frames say who is here; the list also fills in from /api/v1/agents at once.
+let connNote = "";
+function setConnNote(text) {
+  connNote = text || "";
+  renderConn();
+}
+
+// The banner: why the console is not live, and that replies wait to be sent.
+function renderConn() {
+  const banner = $("conn-banner");
+  let text = "";
+  let kind = "info";
+  if (state.me && !state.live && document.body.dataset.socket !== "connecting") {
+    const queued = state.pending.filter((p) => p.state !== "acked").length;
+    text = t("conn.offline") + (queued ? " " + tn("conn.queued", queued) : "");
+    kind = "offline";
+  } else if (connNote) {
+    text = connNote;
+  }
+  $("conn").textContent = text;
+  banner.dataset.kind = kind;
+  banner.hidden = !text;
+}
+
 async function loadOnlineAgents() {
   try {
     state.agents = (await api("GET", "/api/v1/agents")).items;
@@ -1071,8 +1367,6 @@ async function loadOnlineAgents() {
   renderOnline();
 }
 
-// ------------------------------------------------------------------ socket
-
 function send(frame) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) {
     state.ws.send(JSON.stringify(frame));
@@ -1081,15 +1375,20 @@ function send(frame) {
   return false;
 }
 
+function setLive(live) {
+  state.live = live;
+  document.body.dataset.socket = live ? "live" : "offline";
+  renderOnline();
+  renderConn();
+}
+
 function connect() {
   if (state.ws || !state.me) return;
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/agent");
   state.ws = ws;
-  let opened = false;
   ws.onopen = () => {
-    opened = true;
     state.attempt = 0;
-    setConn("");
+    connNote = "";
     send({ type: "hello" });
     send({ type: "subscribe", inbox: "all" });
     if ($("my-status").value === "away") send({ type: "status", status: "away" });
@@ -1114,17 +1413,15 @@ function connect() {
   ws.onclose = async () => {
     if (state.ws !== ws) return;
     state.ws = null;
-    document.body.dataset.socket = "offline";
     for (const p of state.pending) if (p.state === "sent") p.state = "queued";
+    setLive(false);
     if (!state.me) return;
-    setConn("Disconnected, reconnecting…");
     // Maybe the session ended (deactivated, expired): then show the sign-in.
     try {
       await api("GET", "/console/me");
     } catch {
       if (!state.me) return;
     }
-    if (!opened) setConn("Offline, reconnecting…");
     const cap = Math.min(30000, 500 * 2 ** state.attempt++);
     clearTimeout(state.retry);
     state.retry = setTimeout(connect, 250 + Math.random() * cap);
@@ -1134,7 +1431,8 @@ function connect() {
 function onFrame(f) {
   switch (f.type) {
     case "subscribed":
-      document.body.dataset.socket = "live"; // the inbox now updates live
+      setLive(true); // the inbox now updates live
+      loadList(); // and catches up on what changed while offline
       break;
     case "welcome":
       if (f.agent) {
@@ -1156,18 +1454,33 @@ function onFrame(f) {
     case "message": {
       addMessage(f);
       const c = state.convs.get(f.conversation_id);
-      if (c) {
+      if (c && f.kind !== "event") {
         c.last_message_at = f.ts;
+        c.last_message = {
+          seq: f.seq,
+          kind: f.kind,
+          role: f.author && f.author.role,
+          preview: (f.body || "").split("\n").find((x) => x.trim()) || "",
+          ts: f.ts,
+          attachments: (f.attachments || []).length,
+        };
         if (f.conversation_id !== state.selected) c.unread = (c.unread || 0) + 1;
         renderList();
+        scheduleRefresh(1500);
       }
       const mine = c && c.assignee && state.me && c.assignee.id === state.me.id;
-      if (mine && f.author && f.author.role === "visitor") {
-        notify("New message", (f.body || "").slice(0, 120), f.conversation_id);
+      if (mine && f.author && f.author.role === "visitor" && f.conversation_id !== state.selected && state.prefs.notify.new_message_mine) {
+        notify(t("notify.new_message"), (f.body || "").slice(0, 120), f.conversation_id);
       }
-      if (f.conversation_id === state.selected) markRead();
+      if (f.conversation_id === state.selected) {
+        markRead();
+        renderSeen();
+      }
       break;
     }
+    case "read":
+      if (f.conversation_id === state.selected && f.author && f.author.role === "visitor") setVisitorRead(f.seq);
+      break;
     case "watching":
       if (f.conversation_id === state.selected && state.histLow == null) loadNewest(f.conversation_id, f.last_seq);
       break;
@@ -1176,6 +1489,7 @@ function onFrame(f) {
       break;
     case "ack":
       onAck(f);
+      renderConn();
       break;
     case "error":
       onError(f);
@@ -1195,470 +1509,14 @@ function onFrame(f) {
   }
 }
 
-// ------------------------------------------------------------------ admin pages
-
-function table(headers, rows) {
-  const t = el("table", "grid");
-  const thead = el("thead");
-  const tr = el("tr");
-  for (const h of headers) {
-    const th = el("th", null, h);
-    th.scope = "col";
-    tr.append(th);
-  }
-  thead.append(tr);
-  const tbody = el("tbody");
-  for (const r of rows) {
-    const tr2 = el("tr");
-    for (const cell of r) {
-      const td = el("td");
-      if (cell instanceof Node) td.append(cell);
-      else td.textContent = cell == null ? "" : String(cell);
-      tr2.append(td);
-    }
-    tbody.append(tr2);
-  }
-  t.append(thead, tbody);
-  return t;
-}
-
-// A small form: fields [{name, label, type, options, required}]; onSubmit(values) -> Promise.
-function form(id, fields, submitText, onSubmit) {
-  const f = el("form", "admin-form");
-  f.id = id;
-  for (const fd of fields) {
-    const wrap = el("div", "field");
-    const label = el("label", null, fd.label);
-    const inputId = id + "-" + fd.name;
-    label.htmlFor = inputId;
-    let input;
-    if (fd.options) {
-      input = el("select");
-      for (const o of fd.options) {
-        const opt = el("option", null, o);
-        opt.value = o;
-        input.append(opt);
-      }
-    } else if (fd.type === "textarea") {
-      input = el("textarea");
-      input.rows = 3;
-    } else {
-      input = el("input");
-      input.type = fd.type || "text";
-      input.autocomplete = "off";
-    }
-    input.id = inputId;
-    input.name = fd.name;
-    if (fd.required) input.required = true;
-    if (fd.value != null) input.value = fd.value;
-    wrap.append(label, input);
-    f.append(wrap);
-  }
-  const submit = el("button", null, submitText);
-  submit.type = "submit";
-  const err = el("p", "error");
-  err.setAttribute("role", "alert");
-  f.append(submit, err);
-  f.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const values = {};
-    for (const fd of fields) values[fd.name] = f.elements[fd.name].value;
-    submit.disabled = true;
-    err.textContent = "";
-    try {
-      await onSubmit(values, f);
-    } catch (x) {
-      err.textContent = x instanceof ApiError ? `Error ${x.status} ${x.code}: ${x.message}` : String(x);
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  return f;
-}
-
-function pageHead(title) {
-  $("page-title").textContent = title;
-  $("page-body").replaceChildren();
-}
-
-function agentsFailed(e) {
-  // Show the refusal (a 409 for one's own account, say) and the agents as they are.
-  agentsPage().then(() => pageError(e), pageError);
-}
-
-async function agentsPage() {
-  pageHead("Agents");
-  const data = await api("GET", "/api/v1/agents");
-  state.agents = data.items;
-  const roles = ["agent", "admin", "compliance"];
-  const rows = data.items.map((a) => {
-    const role = el("select");
-    role.setAttribute("aria-label", "Role of " + a.name);
-    for (const r of roles) {
-      const o = el("option", null, r);
-      o.value = r;
-      role.append(o);
-    }
-    role.value = a.role;
-    role.addEventListener("change", () =>
-      api("PATCH", `/api/v1/agents/${enc(a.id)}`, { role: role.value }).then(agentsPage, agentsFailed),
-    );
-    const active = el("input");
-    active.type = "checkbox";
-    active.checked = a.active;
-    active.setAttribute("aria-label", "Active: " + a.name);
-    active.addEventListener("change", () =>
-      api("PATCH", `/api/v1/agents/${enc(a.id)}`, { active: active.checked }).then(agentsPage, agentsFailed),
-    );
-    const name = el("input");
-    name.value = a.name;
-    name.maxLength = 200;
-    name.setAttribute("aria-label", "Name of " + a.name);
-    const rename = button("Save name", () => {
-      if (name.value.trim() && name.value.trim() !== a.name) {
-        api("PATCH", `/api/v1/agents/${enc(a.id)}`, { name: name.value.trim() }).then(agentsPage, agentsFailed);
-      }
-    });
-    rename.setAttribute("aria-label", "Save name of " + a.name);
-    const nameCell = el("span", "row-actions");
-    nameCell.append(name, " ", rename);
-    return [nameCell, a.email || "", a.kind, role, active, a.online ? "yes" : "no"];
-  });
-  const add = form(
-    "add-agent",
-    [
-      { name: "email", label: "Email", type: "email", required: true },
-      { name: "name", label: "Name", required: true },
-      { name: "password", label: "Password", type: "password", required: true },
-      { name: "role", label: "Role", options: roles },
-    ],
-    "Add agent",
-    async (v) => {
-      await api("POST", "/api/v1/agents", v);
-      await agentsPage();
-    },
-  );
-  $("page-body").replaceChildren(
-    table(["Name", "Email", "Kind", "Role", "Active", "Online"], rows),
-    el("h3", null, "Add an agent"),
-    add,
-  );
-}
-
-async function tokensPage(fresh) {
-  pageHead("API tokens");
-  const data = await api("GET", "/api/v1/tokens");
-  const parts = [];
-  if (fresh) {
-    const box = el("div", "secret");
-    box.setAttribute("role", "status");
-    box.append(el("strong", null, "New token (shown only once, copy it now): "));
-    const code = el("code", null, fresh);
-    code.id = "new-token";
-    box.append(code);
-    parts.push(box);
-  }
-  const rows = data.items.map((t) => [
-    t.agent.name,
-    t.agent.role,
-    time(t.created_at),
-    t.revoked_at ? "revoked " + time(t.revoked_at) : "active",
-    t.revoked_at
-      ? ""
-      : button("Revoke", () => {
-          if (confirm("Revoke the token of " + t.agent.name + "?")) {
-            api("DELETE", `/api/v1/tokens/${enc(t.id)}`).then(() => tokensPage(), pageError);
-          }
-        }),
-  ]);
-  parts.push(
-    table(["Bot", "Role", "Created", "State", ""], rows),
-    el("h3", null, "Create a token"),
-    form(
-      "add-token",
-      [
-        { name: "name", label: "Bot name", required: true },
-        { name: "role", label: "Role", options: ["agent", "admin", "compliance"] },
-      ],
-      "Create token",
-      async (v) => {
-        const made = await api("POST", "/api/v1/tokens", v);
-        await tokensPage(made.token);
-      },
-    ),
-  );
-  $("page-body").replaceChildren(...parts);
-}
-
-async function cannedPage() {
-  pageHead("Canned responses");
-  const data = await api("GET", "/api/v1/canned-responses");
-  state.canned = data.items;
-  const rows = data.items.map((c) => {
-    const body = el("textarea");
-    body.value = c.body;
-    body.rows = 2;
-    body.setAttribute("aria-label", "Body of /" + c.shortcut);
-    return [
-      "/" + c.shortcut,
-      body,
-      el("span", null, time(c.updated_at)),
-      el("span", "row-actions"),
-    ].map((x, i) => {
-      if (i === 3) {
-        x.append(
-          button("Save", () =>
-            api("PUT", `/api/v1/canned-responses/${enc(c.id)}`, { shortcut: c.shortcut, body: body.value }).then(
-              cannedPage,
-              pageError,
-            ),
-          ),
-          " ",
-          button("Delete", () => {
-            if (confirm("Delete /" + c.shortcut + "?")) {
-              api("DELETE", `/api/v1/canned-responses/${enc(c.id)}`).then(cannedPage, pageError);
-            }
-          }),
-        );
-      }
-      return x;
-    });
-  });
-  $("page-body").replaceChildren(
-    table(["Shortcut", "Body", "Updated", ""], rows),
-    el("h3", null, "Add a canned response"),
-    form(
-      "add-canned",
-      [
-        { name: "shortcut", label: "Shortcut (a-z, 0-9, _ and -)", required: true },
-        { name: "body", label: "Body", type: "textarea", required: true },
-      ],
-      "Add canned response",
-      async (v) => {
-        await api("POST", "/api/v1/canned-responses", v);
-        await cannedPage();
-      },
-    ),
-  );
-}
-
-async function policiesPage() {
-  pageHead("Privacy policy versions");
-  const data = await api("GET", "/api/v1/policies");
-  const items = data.items || data;
-  const rows = items.map((p) => [p.version, p.url ? safeLink(p.url, p.url) : "", time(p.published_at), p.current ? "current" : ""]);
-  $("page-body").replaceChildren(
-    table(["Version", "URL", "Published", ""], rows),
-    el("h3", null, "Publish a new version"),
-    el("p", "muted", "It is current at once: every visitor is asked to accept it again."),
-    form(
-      "add-policy",
-      [
-        { name: "version", label: "Version", required: true },
-        { name: "url", label: "URL", required: true },
-      ],
-      "Publish",
-      async (v) => {
-        await api("POST", "/api/v1/policies", v);
-        await policiesPage();
-      },
-    ),
-  );
-}
-
-async function originsPage() {
-  pageHead("Allowed origins");
-  const data = await api("GET", "/api/v1/origins");
-  const rows = data.items.map((o) => [
-    o.origin,
-    o.source,
-    o.source === "admin"
-      ? button("Remove", () =>
-          api("DELETE", "/api/v1/origins?" + new URLSearchParams({ origin: o.origin })).then(originsPage, pageError),
-        )
-      : "",
-  ]);
-  $("page-body").replaceChildren(
-    table(["Origin", "Source", ""], rows),
-    el("h3", null, "Allow an origin"),
-    form("add-origin", [{ name: "origin", label: "Origin (https://host[:port])", required: true }], "Add origin", async (v) => {
-      await api("POST", "/api/v1/origins", v);
-      await originsPage();
-    }),
-  );
-}
-
-// ------------------------------------------------------------------ stats
-
-function fmtCount(n) {
-  return n == null ? "<5" : String(n);
-}
-
-function fmtDuration(s) {
-  // A duration over fewer than 5 conversations is withheld (P10): say why, not "<5".
-  if (s == null) return "— (under 5 conversations)";
-  if (s < 90) return Math.round(s) + " s";
-  if (s < 5400) return Math.round(s / 60) + " min";
-  return (s / 3600).toFixed(1) + " h";
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-function svg(tag, attrs) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-  return e;
-}
-
-function barChart(days) {
-  const w = 640;
-  const h = 160;
-  const n = Math.max(1, days.length);
-  const max = Math.max(1, ...days.map((d) => d.conversations || 0));
-  const chart = svg("svg", { viewBox: `0 0 ${w} ${h + 20}`, width: "100%", role: "img", class: "bars" });
-  const title = svg("title");
-  title.textContent = "Conversations per day";
-  chart.append(title);
-  const bw = w / n;
-  days.forEach((d, i) => {
-    const v = d.conversations;
-    const bh = v == null ? 4 : v === 0 ? 0 : Math.max(2, (v / max) * h);
-    if (v === 0) return;
-    const r = svg("rect", {
-      x: i * bw + 1,
-      y: h - bh,
-      width: Math.max(1, bw - 2),
-      height: bh,
-      class: v == null ? "suppressed" : "bar",
-    });
-    const t = svg("title");
-    t.textContent = `${d.day}: ${fmtCount(v)}`;
-    r.append(t);
-    chart.append(r);
-  });
-  chart.append(svg("line", { x1: 0, y1: h, x2: w, y2: h, class: "axis" }));
-  return chart;
-}
-
-async function statsPage() {
-  pageHead("Stats");
-  const today = new Date();
-  const iso = (d) => d.toISOString().slice(0, 10);
-  const q = new URLSearchParams(location.hash.split("?")[1] || "");
-  const to = q.get("to") || iso(today);
-  const start = q.get("from") || iso(new Date(today.getTime() - 29 * 86400000));
-  const pick = form(
-    "stats-range",
-    [
-      { name: "from", label: "From", type: "date", value: start },
-      { name: "to", label: "To", type: "date", value: to },
-    ],
-    "Show",
-    async (v) => {
-      location.hash = "#/stats?" + new URLSearchParams({ from: v.from, to: v.to });
-    },
-  );
-  pick.classList.add("inline");
-  $("page-body").replaceChildren(pick);
-  const s = await api("GET", "/api/v1/stats?" + new URLSearchParams({ from: start, to }));
-  const summary = el("dl", "facts stats-summary");
-  summary.id = "stats-summary";
-  row(summary, "Conversations", fmtCount(s.conversations));
-  row(summary, "First response, median", fmtDuration(s.first_response_seconds && s.first_response_seconds.median));
-  row(summary, "First response, p90", fmtDuration(s.first_response_seconds && s.first_response_seconds.p90));
-  row(summary, "Resolution, median", fmtDuration(s.resolution_seconds && s.resolution_seconds.median));
-  const days = s.conversations_per_day || [];
-  // The API lists the days that had conversations; the chart shows every day of the range.
-  const byDay = new Map(days.map((d) => [d.day, d.conversations]));
-  const allDays = [];
-  for (let d = new Date((s.from || start) + "T00:00:00Z"); d.toISOString().slice(0, 10) <= (s.to || to); ) {
-    const day = d.toISOString().slice(0, 10);
-    allDays.push({ day, conversations: byDay.has(day) ? byDay.get(day) : 0 });
-    d = new Date(d.getTime() + 86400000);
-    if (allDays.length > 400) break;
-  }
-  const chartWrap = el("div", "chart");
-  chartWrap.append(barChart(allDays));
-  const axis = el("p", "muted axis-labels");
-  axis.append(el("span", null, allDays.length ? allDays[0].day : ""), el("span", null, allDays.length ? allDays[allDays.length - 1].day : ""));
-  chartWrap.append(axis);
-  const perDay = table(
-    ["Day", "Conversations"],
-    days.map((d) => [d.day, fmtCount(d.conversations)]),
-  );
-  perDay.id = "stats-days";
-  const devices = table(
-    ["Device", "Sessions"],
-    (s.device_mix || []).map((d) => [d.device_class || "unknown", fmtCount(d.sessions)]),
-  );
-  devices.id = "stats-devices";
-  const perDayBox = el("div", "chart-row");
-  perDayBox.append(chartWrap, perDay);
-  $("page-body").append(
-    summary,
-    el("h3", null, "Conversations per day"),
-    perDayBox,
-    el("h3", null, "Device mix"),
-    devices,
-    csatSection(s.csat, H),
-    el(
-      "p",
-      "muted",
-      `Counts under ${s.suppressed_below || 5} are shown as "<5", and times over fewer ` +
-        "conversations are not shown (P10).",
-    ),
-  );
-  $("page-body").dataset.loaded = "stats";
-}
-
-async function accountPage() {
-  pageHead("My account");
-  const me = state.me;
-  const dl = el("dl", "facts");
-  row(dl, "Name", me.name);
-  row(dl, "Email", me.email);
-  row(dl, "Role", me.role);
-  const done = el("p", "ok");
-  done.setAttribute("role", "status");
-  $("page-body").replaceChildren(
-    dl,
-    el("h3", null, "Change password"),
-    form(
-      "change-password",
-      [
-        { name: "current", label: "Current password", type: "password", required: true },
-        { name: "new", label: "New password (at least 8 characters)", type: "password", required: true },
-      ],
-      "Change password",
-      async (v, f) => {
-        done.textContent = "";
-        await api("POST", "/console/password", { current: v.current, new: v.new });
-        f.reset();
-        done.textContent = "Password changed.";
-      },
-    ),
-    done,
-  );
-}
-
-const PAGES = {
-  account: accountPage,
-  agents: agentsPage,
-  tokens: () => tokensPage(null),
-  canned: cannedPage,
-  policies: policiesPage,
-  origins: originsPage,
-  stats: statsPage,
-  hours: () => hoursPage(H),
-  webhooks: () => webhooksPage(H),
-};
-
-// The console's helpers, for the pages that live in modules of their own (csat.js).
-const H = { api, el, table, row, form, time, $ };
-
 // ------------------------------------------------------------------ wiring
 
 function onShortcut(e) {
   if (!state.me || e.ctrlKey || e.metaKey || e.altKey || inTextField(e.target)) return;
+  if (e.key === "Escape" && document.body.dataset.drawer === "visitor") {
+    closeDrawer();
+    return;
+  }
   if ($("shortcuts").open && e.key !== "?") return;
   if (!$("view-inbox").hidden || e.key === "?") {
     if (e.key === "j") moveSelection(1);
@@ -1677,12 +1535,16 @@ function onShortcut(e) {
 function wire() {
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
-  $("status-filter").addEventListener("change", () => resetList());
+  state.statusUntouched = true;
+  $("status-filter").addEventListener("change", () => {
+    state.statusUntouched = false;
+    resetList();
+  });
   $("view-filter").addEventListener("change", () => resetList());
-  let t = null;
+  let timer = null;
   const debounced = () => {
-    clearTimeout(t);
-    t = setTimeout(resetList, 300);
+    clearTimeout(timer);
+    timer = setTimeout(resetList, 300);
   };
   $("tag-filter").addEventListener("input", debounced);
   $("search").addEventListener("input", debounced);
@@ -1692,8 +1554,8 @@ function wire() {
   $("reply-body").addEventListener("input", onTypingInput);
   $("reply-body").addEventListener("blur", () => setTimeout(closeCanned, 150));
   $("note").addEventListener("change", () => {
-    $("reply").classList.toggle("note-mode", $("note").checked);
-    $("send").textContent = $("note").checked ? "Add note" : "Send";
+    $("reply").classList.toggle("is-note", $("note").checked);
+    $("send").textContent = $("note").checked ? t("composer.add_note") : t("composer.send");
   });
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < 60) loadOlder();
@@ -1737,25 +1599,69 @@ function wire() {
     updateNotifyButton();
   });
   $("help").addEventListener("click", () => $("shortcuts").showModal());
+  $("back-to-list").addEventListener("click", () => {
+    setPane("list");
+    const b = state.selected && document.querySelector(`#conversations button[data-id="${CSS.escape(state.selected)}"]`);
+    if (b) b.focus();
+  });
+  $("show-visitor").addEventListener("click", () => {
+    if (document.body.dataset.drawer === "visitor") closeDrawer();
+    else openDetails();
+  });
+  $("close-visitor").addEventListener("click", () => closeDrawer());
+  // Files: the button, drag and drop onto the composer, and a pasted screenshot.
+  $("attach").addEventListener("click", () => $("file-input").click());
+  $("file-input").addEventListener("change", () => {
+    uploads.add([...$("file-input").files]);
+    $("file-input").value = "";
+  });
+  const reply = $("reply");
+  reply.addEventListener("dragover", (e) => {
+    if (!state.selected || !e.dataTransfer || ![...e.dataTransfer.types].includes("Files")) return;
+    e.preventDefault();
+    reply.classList.add("is-dragging");
+    $("drop-hint").hidden = false;
+  });
+  reply.addEventListener("dragleave", (e) => {
+    if (e.relatedTarget && reply.contains(e.relatedTarget)) return;
+    reply.classList.remove("is-dragging");
+    $("drop-hint").hidden = true;
+  });
+  reply.addEventListener("drop", (e) => {
+    reply.classList.remove("is-dragging");
+    $("drop-hint").hidden = true;
+    if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+    e.preventDefault();
+    uploads.add([...e.dataTransfer.files]);
+  });
+  $("reply-body").addEventListener("paste", (e) => {
+    const files = [...((e.clipboardData && e.clipboardData.files) || [])];
+    if (!files.length) return;
+    e.preventDefault();
+    uploads.add(files.map((f, i) => (f.name && f.name !== "image.png" ? f : new File([f], `screenshot-${Date.now()}-${i}.png`, { type: f.type }))));
+  });
   document.addEventListener("keydown", onShortcut);
   document.addEventListener("visibilitychange", markRead);
   window.addEventListener("hashchange", route);
 }
 
 function resetList() {
-  state.order = [];
   state.pages = 1;
   state.nextCursor = null;
   loadList();
 }
 
 async function boot() {
+  setLanguage(null);
+  translatePage(document);
   wire();
+  const hash = location.hash.replace(/^#/, "");
   try {
     const data = await api("GET", "/console/me");
-    start(data.agent);
+    start(data.agent, data.preferences || data.agent.preferences);
   } catch (e) {
-    showLogin(e.status === 401 ? "" : `Could not reach the server (${e.code}): ${e.message}`);
+    if (hash.startsWith("/invite/")) route();
+    else showLogin(e.status === 401 ? "" : errorText(e));
   }
 }
 

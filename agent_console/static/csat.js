@@ -3,22 +3,16 @@
 // The console's own helpers come in as `h` ({api, el, table, row, form, time, $}), so this
 // module holds no state of the console's. Text reaches the page through text nodes only.
 
-const DAYS = [
-  ["monday", "Monday"],
-  ["tuesday", "Tuesday"],
-  ["wednesday", "Wednesday"],
-  ["thursday", "Thursday"],
-  ["friday", "Friday"],
-  ["saturday", "Saturday"],
-  ["sunday", "Sunday"],
-];
+import { locale, t } from "./i18n.js";
+
+const DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
 function count(n) {
   return n == null ? "<5" : String(n);
 }
 
 function average(a) {
-  return a == null ? "— (under 5 ratings)" : a.toFixed(2) + " of 5";
+  return a == null ? t("csat.average_withheld") : t("csat.average_of", { avg: a.toFixed(2) });
 }
 
 function share(x) {
@@ -33,36 +27,36 @@ export function csatSection(csat, h) {
   const box = el("section", "csat");
   box.id = "stats-csat";
   box.setAttribute("aria-labelledby", "stats-csat-title");
-  const title = el("h3", null, "Satisfaction (CSAT)");
+  const title = el("h3", null, t("csat.title"));
   title.id = "stats-csat-title";
   box.append(title);
   if (!csat) {
-    box.append(el("p", "muted", "No ratings."));
+    box.append(el("p", "muted", t("csat.none")));
     return box;
   }
   const facts = el("dl", "facts");
   facts.id = "stats-csat-summary";
-  row(facts, "Ratings", count(csat.ratings));
-  row(facts, "Average", average(csat.average));
-  row(facts, "Satisfied (4 or 5)", share(csat.satisfied_share));
+  row(facts, t("csat.ratings"), count(csat.ratings));
+  row(facts, t("csat.average"), average(csat.average));
+  row(facts, t("csat.satisfied"), share(csat.satisfied_share));
   const dist = table(
-    ["Score", "Ratings"],
+    [t("csat.score"), t("csat.ratings")],
     (csat.distribution || []).map((d) => [String(d.score), count(d.ratings)]),
   );
   dist.id = "stats-csat-distribution";
   const agents = table(
-    ["Agent", "Ratings", "Average", "Satisfied"],
+    [t("csat.agent"), t("csat.ratings"), t("csat.average"), t("csat.satisfied_short")],
     (csat.per_agent || []).map((a) => [a.agent.name, count(a.ratings), average(a.average), share(a.satisfied_share)]),
   );
   agents.id = "stats-csat-agents";
   const days = table(
-    ["Day", "Ratings", "Average"],
+    [t("csat.day"), t("csat.ratings"), t("csat.average")],
     (csat.per_day || []).map((d) => [d.day, count(d.ratings), average(d.average)]),
   );
   days.id = "stats-csat-days";
   const wrap = el("div", "chart-row");
   wrap.append(dist, days);
-  box.append(facts, wrap, el("h4", null, "Per agent"), agents);
+  box.append(facts, wrap, el("h4", null, t("csat.per_agent")), agents);
   return box;
 }
 
@@ -84,12 +78,12 @@ export function ratingNote(c, h) {
     note.dataset.for = "";
     return;
   }
-  const key = c.id + "/" + (c.updated_at || "");
+  const key = c.id + "/" + (c.updated_at || "") + "/" + (c.rating ? c.rating.score : "");
   if (note.dataset.for === key) return;
   note.dataset.for = key;
   const show = (r) => {
     if (note.dataset.for !== key) return;
-    note.replaceChildren(r ? `Rated ${r.score} of 5` + (r.comment ? ": " + r.comment : "") : "Not rated");
+    note.replaceChildren(r ? t("csat.rated", { score: r.score }) + (r.comment ? ": " + r.comment : "") : t("csat.not_rated"));
   };
   if (ratingCache.has(key)) return show(ratingCache.get(key));
   api("GET", `/api/v1/conversations/${encodeURIComponent(c.id)}/rating`).then(
@@ -125,21 +119,37 @@ function parseIntervals(text) {
     });
 }
 
-function when(ts) {
+// "Monday 4 Dec, 09:00 Europe/Oslo", in the schedule's own zone (that is what its hours
+// mean), with the agent's local time beside it when their zone differs.
+export function whenInZone(ts, zone) {
   if (!ts) return "";
-  return new Date(ts).toLocaleString([], { weekday: "long", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  const d = new Date(ts);
+  const opts = { weekday: "long", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
+  let there;
+  try {
+    there = d.toLocaleString(locale(), { ...opts, timeZone: zone }) + " " + zone;
+  } catch {
+    return d.toLocaleString(locale(), opts);
+  }
+  const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const fmt = (tz) => d.toLocaleString("en-GB", { ...opts, timeZone: tz });
+  if (!mine || fmt(mine) === fmt(zone)) return there;
+  const here = d.toLocaleString(locale(), { weekday: "long", hour: "2-digit", minute: "2-digit" });
+  return there + " " + t("hours.local_time", { time: here });
 }
 
 export async function hoursPage(h) {
   const { api, el, $ } = h;
-  $("page-title").textContent = "Business hours";
+  $("page-title").textContent = t("admin.hours");
   const data = await api("GET", "/api/v1/business-hours");
   const status = el("p", "hours-status");
   status.id = "hours-status";
   status.setAttribute("role", "status");
   const say = (d) => {
-    const now = d.enabled ? (d.open_now ? "Open now" : "Closed now") : "Always open (business hours are off)";
-    const next = d.next_change ? ` · ${d.open_now ? "closes" : "opens"} ${when(d.next_change)}` : "";
+    const now = d.enabled ? (d.open_now ? t("hours.open_now") : t("hours.closed_now")) : t("hours.always_open");
+    const next = d.next_change
+      ? " · " + t(d.open_now ? "hours.closes" : "hours.opens", { when: whenInZone(d.next_change, d.time_zone) })
+      : "";
     status.textContent = now + next;
   };
   say(data);
@@ -164,7 +174,7 @@ export async function hoursPage(h) {
   enabled.id = "hours-enabled";
   enabled.checked = !!data.enabled;
   const enabledWrap = el("div", "field check");
-  const enabledLabel = el("label", null, " Apply business hours (off: always open)");
+  const enabledLabel = el("label", null, " " + t("hours.apply"));
   enabledLabel.prepend(enabled);
   enabledWrap.append(enabledLabel);
   const zone = el("input");
@@ -174,12 +184,13 @@ export async function hoursPage(h) {
   zone.maxLength = 64;
   const rows = el("div", "hours-days");
   const inputs = {};
-  for (const [key, label] of DAYS) {
+  for (const key of DAYS) {
+    const label = t("day." + key);
     const input = el("input");
     input.id = "hours-" + key;
     input.value = intervalsText(data.weekly[key]);
     input.autocomplete = "off";
-    input.placeholder = "closed";
+    input.placeholder = t("hours.closed");
     inputs[key] = input;
     rows.append(field(label, input));
   }
@@ -187,17 +198,17 @@ export async function hoursPage(h) {
   closed.id = "hours-closed";
   closed.rows = 3;
   closed.value = (data.closed_dates || []).join("\n");
-  const save = el("button", null, "Save business hours");
+  const save = el("button", null, t("hours.save"));
   save.type = "submit";
-  const err = el("p", "error");
+  const err = el("p", "form-error");
   err.id = "hours-error";
   err.setAttribute("role", "alert");
   f.append(
     enabledWrap,
-    field("Time zone", zone, "An IANA name, like Europe/Oslo."),
-    el("p", "muted full", "Hours per day, like 09:00-17:00 or 09:00-12:00, 13:00-17:00. An end at or before the start runs past midnight. Empty: closed."),
+    field(t("hours.zone"), zone, t("hours.zone_hint")),
+    el("p", "muted full", t("hours.explain")),
     rows,
-    field("Closed dates", closed, "One date per line, like 2026-12-24."),
+    field(t("hours.closed_dates"), closed, t("hours.closed_hint")),
     save,
     err,
   );
@@ -206,7 +217,7 @@ export async function hoursPage(h) {
     err.textContent = "";
     save.disabled = true;
     const weekly = {};
-    for (const [key] of DAYS) weekly[key] = parseIntervals(inputs[key].value);
+    for (const key of DAYS) weekly[key] = parseIntervals(inputs[key].value);
     const body = {
       enabled: enabled.checked,
       time_zone: zone.value.trim(),
@@ -219,7 +230,7 @@ export async function hoursPage(h) {
       say(saved);
       status.dataset.saved = saved.updated_at || "";
     } catch (x) {
-      err.textContent = x.status ? `Error ${x.status} ${x.code}: ${x.message}` : String(x);
+      err.textContent = h.errorText(x);
     } finally {
       save.disabled = false;
     }
@@ -230,8 +241,7 @@ export async function hoursPage(h) {
     el(
       "p",
       "muted",
-      "Outside these hours the chat widget offers the offline form, and a conversation " +
-        "started then gets an automatic reply saying when someone will answer.",
+      t("hours.outside"),
     ),
   );
   $("page-body").dataset.loaded = "hours";

@@ -1,0 +1,3 @@
+// Placeholder until translated: English.
+import en from "./en.js";
+export default { ...en };
