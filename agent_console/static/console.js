@@ -543,13 +543,17 @@ function upsertConversation(f) {
       for (const k of ["name", "verified_by", "rating"]) if (k in f) state.current[k] = f[k];
     }
     renderHead();
-    if ("verified_by" in f || "name" in f) loadVisitor(f.id);
+    if (("verified_by" in f || "name" in f) && f.name !== (known && known._shownName)) {
+      c._shownName = f.name;
+      loadVisitor(f.id);
+      rerenderThread(); // the visitor's earlier lines now carry their verified name
+    }
   }
   watchMine();
   const mine = !!(c.assignee && state.me && c.assignee.id === state.me.id);
   if (isNew && state.prefs.notify.new_conversation) {
     notify(t("notify.new_conversation"), t("notify.new_conversation_body"), f.id);
-  } else if (mine && !wasMine && known && state.prefs.notify.assigned_to_me) {
+  } else if (mine && !wasMine && known && f.id !== state.selected && state.prefs.notify.assigned_to_me) {
     notify(t("notify.assigned"), displayName(c), f.id);
   }
   scheduleRefresh(); // the API has the fields a frame lacks (visitor, preview, unread)
@@ -620,6 +624,11 @@ async function openConv(id, opts) {
   setPane("thread");
   uploads.reset(id);
   const c = state.convs.get(id);
+  if (c && c.unread && state.counts && state.counts.unread) {
+    // Read now: the tab's count drops at once; the next counts reading confirms it.
+    state.counts.unread = Math.max(0, state.counts.unread - c.unread);
+    renderCounts();
+  }
   if (c) c.unread = 0;
   renderList();
   renderHead();
@@ -648,11 +657,11 @@ async function openConv(id, opts) {
 // History: the newest page first (or the page around a search hit), then older pages
 // when scrolled to the top.
 async function loadNewest(id, lastSeq) {
-  const target = state.jumpTo && state.jumpTo < lastSeq - PAGE ? state.jumpTo : null;
-  const low = target ? Math.max(0, target - 10) : Math.max(0, lastSeq - PAGE);
+  const jump = state.jumpTo;
+  const low = jump && jump < lastSeq - PAGE ? Math.max(0, jump - 10) : Math.max(0, lastSeq - PAGE);
   state.histLow = lastSeq; // nothing older loaded yet
-  await loadPage(id, low, lastSeq - low, !state.jumpTo);
-  if (state.jumpTo) scrollToSeq(state.jumpTo);
+  await loadPage(id, low, lastSeq - low, !jump);
+  if (jump && state.selected === id) scrollToSeq(jump);
   markRead();
 }
 
@@ -861,7 +870,7 @@ function addMessage(m, history) {
   if (m.seq > state.lastSeq) state.lastSeq = m.seq;
   place(li, m.seq, history);
   if (m.author && m.author.role === "visitor" && !history) $("typing").textContent = "";
-  if (state.jumpTo === m.seq) scrollToSeq(m.seq);
+  if (!history && state.jumpTo === m.seq) scrollToSeq(m.seq);
 }
 
 // "Seen" under the newest agent message the visitor has read (their `read` frames).
@@ -892,6 +901,8 @@ function markRead() {
   if (!state.selected || document.hidden || state.lastSeq <= state.readSent) return;
   if (send({ type: "read", conversation_id: state.selected, seq: state.lastSeq })) {
     state.readSent = state.lastSeq;
+    clearTimeout(state.countsTimer);
+    state.countsTimer = setTimeout(loadCounts, 1000);
   }
 }
 

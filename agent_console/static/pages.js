@@ -3,7 +3,7 @@
 
 import { ApiError, $, api, button, el, enc, errorText, form, row, safeLink, table, time } from "./core.js";
 import { csatSection, hoursPage } from "./csat.js";
-import { LANGUAGES, t } from "./i18n.js";
+import { LANGUAGES, locale, t } from "./i18n.js";
 import { webhooksPage } from "./webhooks.js";
 
 // Set by console.js: {state, applyPreferences(prefs)}.
@@ -26,15 +26,15 @@ function agentsFailed(e) {
 }
 
 async function agentsPage() {
-  pageHead("Agents");
+  pageHead(t("admin.agents"));
   const data = await api("GET", "/api/v1/agents");
   ctx.state.agents = data.items;
   const roles = ["agent", "admin", "compliance"];
   const rows = data.items.map((a) => {
     const role = el("select");
-    role.setAttribute("aria-label", "Role of " + a.name);
+    role.setAttribute("aria-label", t("agents.role_of", { name: a.name }));
     for (const r of roles) {
-      const o = el("option", null, r);
+      const o = el("option", null, t("role." + r));
       o.value = r;
       role.append(o);
     }
@@ -45,81 +45,93 @@ async function agentsPage() {
     const active = el("input");
     active.type = "checkbox";
     active.checked = a.active;
-    active.setAttribute("aria-label", "Active: " + a.name);
+    active.setAttribute("aria-label", t("agents.active_of", { name: a.name }));
     active.addEventListener("change", () =>
       api("PATCH", `/api/v1/agents/${enc(a.id)}`, { active: active.checked }).then(agentsPage, agentsFailed),
     );
     const name = el("input");
     name.value = a.name;
     name.maxLength = 200;
-    name.setAttribute("aria-label", "Name of " + a.name);
-    const rename = button("Save name", () => {
+    name.setAttribute("aria-label", t("agents.name_of", { name: a.name }));
+    const rename = button(t("agents.save_name"), () => {
       if (name.value.trim() && name.value.trim() !== a.name) {
         api("PATCH", `/api/v1/agents/${enc(a.id)}`, { name: name.value.trim() }).then(agentsPage, agentsFailed);
       }
     });
-    rename.setAttribute("aria-label", "Save name of " + a.name);
+    rename.setAttribute("aria-label", t("agents.save_name_of", { name: a.name }));
     const nameCell = el("span", "row-actions");
     nameCell.append(name, " ", rename);
-    return [nameCell, a.email || "", a.kind, role, active, a.online ? "yes" : "no"];
+    return [nameCell, a.email || "", label("kind.", a.kind), role, active, a.online ? t("common.yes") : t("common.no")];
   });
   const add = form(
     "add-agent",
     [
-      { name: "email", label: "Email", type: "email", required: true },
-      { name: "name", label: "Name", required: true },
-      { name: "password", label: "Password", type: "password", required: true },
-      { name: "role", label: "Role", options: roles },
+      { name: "email", label: t("field.email"), type: "email", required: true },
+      { name: "name", label: t("field.name"), required: true },
+      { name: "password", label: t("field.password"), type: "password", required: true },
+      { name: "role", label: t("field.role"), options: roleOptions() },
     ],
-    "Add agent",
+    t("agents.add"),
     async (v) => {
       await api("POST", "/api/v1/agents", v);
       await agentsPage();
     },
   );
   $("page-body").replaceChildren(
-    table(["Name", "Email", "Kind", "Role", "Active", "Online"], rows),
-    el("h3", null, "Add an agent"),
+    table([t("field.name"), t("field.email"), t("agents.kind"), t("field.role"), t("agents.active"), t("agents.online")], rows),
+    el("h3", null, t("agents.add_title")),
     add,
   );
 }
 
+// A value the server names (a role, a kind, a device class) in the console's language;
+// one the catalogue does not know is shown as it is.
+function label(prefix, value) {
+  const key = prefix + value;
+  const s = t(key);
+  return s === key ? String(value ?? "") : s;
+}
+
+function roleOptions() {
+  return ["agent", "admin", "compliance"].map((r) => [r, t("role." + r)]);
+}
+
 async function tokensPage(fresh) {
-  pageHead("API tokens");
+  pageHead(t("admin.tokens"));
   const data = await api("GET", "/api/v1/tokens");
   const parts = [];
   if (fresh) {
     const box = el("div", "secret");
     box.setAttribute("role", "status");
-    box.append(el("strong", null, "New token (shown only once, copy it now): "));
+    box.append(el("strong", null, t("tokens.new") + " "));
     const code = el("code", null, fresh);
     code.id = "new-token";
     box.append(code);
     parts.push(box);
   }
-  const rows = data.items.map((t) => [
-    t.agent.name,
-    t.agent.role,
-    time(t.created_at),
-    t.revoked_at ? "revoked " + time(t.revoked_at) : "active",
-    t.revoked_at
+  const rows = data.items.map((tok) => [
+    tok.agent.name,
+    label("role.", tok.agent.role),
+    time(tok.created_at),
+    tok.revoked_at ? t("tokens.revoked", { when: time(tok.revoked_at) }) : t("tokens.active"),
+    tok.revoked_at
       ? ""
-      : button("Revoke", () => {
-          if (confirm("Revoke the token of " + t.agent.name + "?")) {
-            api("DELETE", `/api/v1/tokens/${enc(t.id)}`).then(() => tokensPage(), pageError);
+      : button(t("tokens.revoke"), () => {
+          if (confirm(t("tokens.revoke_confirm", { name: tok.agent.name }))) {
+            api("DELETE", `/api/v1/tokens/${enc(tok.id)}`).then(() => tokensPage(), pageError);
           }
         }),
   ]);
   parts.push(
-    table(["Bot", "Role", "Created", "State", ""], rows),
-    el("h3", null, "Create a token"),
+    table([t("tokens.bot"), t("field.role"), t("tokens.created"), t("tokens.state"), ""], rows),
+    el("h3", null, t("tokens.create_title")),
     form(
       "add-token",
       [
-        { name: "name", label: "Bot name", required: true },
-        { name: "role", label: "Role", options: ["agent", "admin", "compliance"] },
+        { name: "name", label: t("tokens.bot_name"), required: true },
+        { name: "role", label: t("field.role"), options: roleOptions() },
       ],
-      "Create token",
+      t("tokens.create"),
       async (v) => {
         const made = await api("POST", "/api/v1/tokens", v);
         await tokensPage(made.token);
@@ -130,14 +142,14 @@ async function tokensPage(fresh) {
 }
 
 async function cannedPage() {
-  pageHead("Canned responses");
+  pageHead(t("admin.canned"));
   const data = await api("GET", "/api/v1/canned-responses");
   ctx.state.canned = data.items;
   const rows = data.items.map((c) => {
     const body = el("textarea");
     body.value = c.body;
     body.rows = 2;
-    body.setAttribute("aria-label", "Body of /" + c.shortcut);
+    body.setAttribute("aria-label", t("canned.body_of", { shortcut: c.shortcut }));
     return [
       "/" + c.shortcut,
       body,
@@ -146,15 +158,15 @@ async function cannedPage() {
     ].map((x, i) => {
       if (i === 3) {
         x.append(
-          button("Save", () =>
+          button(t("common.save"), () =>
             api("PUT", `/api/v1/canned-responses/${enc(c.id)}`, { shortcut: c.shortcut, body: body.value }).then(
               cannedPage,
               pageError,
             ),
           ),
           " ",
-          button("Delete", () => {
-            if (confirm("Delete /" + c.shortcut + "?")) {
+          button(t("common.delete"), () => {
+            if (confirm(t("canned.delete_confirm", { shortcut: c.shortcut }))) {
               api("DELETE", `/api/v1/canned-responses/${enc(c.id)}`).then(cannedPage, pageError);
             }
           }),
@@ -164,15 +176,15 @@ async function cannedPage() {
     });
   });
   $("page-body").replaceChildren(
-    table(["Shortcut", "Body", "Updated", ""], rows),
-    el("h3", null, "Add a canned response"),
+    table([t("field.shortcut"), t("canned.body"), t("canned.updated"), ""], rows),
+    el("h3", null, t("canned.add_title")),
     form(
       "add-canned",
       [
-        { name: "shortcut", label: "Shortcut (a-z, 0-9, _ and -)", required: true },
-        { name: "body", label: "Body", type: "textarea", required: true },
+        { name: "shortcut", label: t("canned.shortcut_label"), required: true },
+        { name: "body", label: t("canned.body"), type: "textarea", required: true },
       ],
-      "Add canned response",
+      t("canned.add"),
       async (v) => {
         await api("POST", "/api/v1/canned-responses", v);
         await cannedPage();
@@ -182,21 +194,26 @@ async function cannedPage() {
 }
 
 async function policiesPage() {
-  pageHead("Privacy policy versions");
+  pageHead(t("policies.title"));
   const data = await api("GET", "/api/v1/policies");
   const items = data.items || data;
-  const rows = items.map((p) => [p.version, p.url ? safeLink(p.url, p.url) : "", time(p.published_at), p.current ? "current" : ""]);
+  const rows = items.map((p) => [
+    p.version,
+    p.url ? safeLink(p.url, p.url) : "",
+    time(p.published_at),
+    p.current ? t("policies.current") : "",
+  ]);
   $("page-body").replaceChildren(
-    table(["Version", "URL", "Published", ""], rows),
-    el("h3", null, "Publish a new version"),
-    el("p", "muted", "It is current at once: every visitor is asked to accept it again."),
+    table([t("field.version"), t("field.url"), t("policies.published"), ""], rows),
+    el("h3", null, t("policies.publish_title")),
+    el("p", "muted", t("policies.explain")),
     form(
       "add-policy",
       [
-        { name: "version", label: "Version", required: true },
-        { name: "url", label: "URL", required: true },
+        { name: "version", label: t("field.version"), required: true },
+        { name: "url", label: t("field.url"), required: true },
       ],
-      "Publish",
+      t("policies.publish"),
       async (v) => {
         await api("POST", "/api/v1/policies", v);
         await policiesPage();
@@ -206,21 +223,21 @@ async function policiesPage() {
 }
 
 async function originsPage() {
-  pageHead("Allowed origins");
+  pageHead(t("admin.origins"));
   const data = await api("GET", "/api/v1/origins");
   const rows = data.items.map((o) => [
     o.origin,
-    o.source,
+    label("origins.source.", o.source),
     o.source === "admin"
-      ? button("Remove", () =>
+      ? button(t("origins.remove"), () =>
           api("DELETE", "/api/v1/origins?" + new URLSearchParams({ origin: o.origin })).then(originsPage, pageError),
         )
       : "",
   ]);
   $("page-body").replaceChildren(
-    table(["Origin", "Source", ""], rows),
-    el("h3", null, "Allow an origin"),
-    form("add-origin", [{ name: "origin", label: "Origin (https://host[:port])", required: true }], "Add origin", async (v) => {
+    table([t("field.origin"), t("origins.source"), ""], rows),
+    el("h3", null, t("origins.add_title")),
+    form("add-origin", [{ name: "origin", label: t("origins.label"), required: true }], t("origins.add"), async (v) => {
       await api("POST", "/api/v1/origins", v);
       await originsPage();
     }),
@@ -233,12 +250,16 @@ function fmtCount(n) {
   return n == null ? "<5" : String(n);
 }
 
+function fmtNumber(x, digits) {
+  return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(x);
+}
+
 function fmtDuration(s) {
   // A duration over fewer than 5 conversations is withheld (P10): say why, not "<5".
-  if (s == null) return "— (under 5 conversations)";
-  if (s < 90) return Math.round(s) + " s";
-  if (s < 5400) return Math.round(s / 60) + " min";
-  return (s / 3600).toFixed(1) + " h";
+  if (s == null) return t("stats.withheld");
+  if (s < 90) return t("stats.seconds", { n: fmtNumber(Math.round(s), 0) });
+  if (s < 5400) return t("stats.minutes", { n: fmtNumber(Math.round(s / 60), 0) });
+  return t("stats.hours", { n: fmtNumber(s / 3600, 1) });
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -255,7 +276,7 @@ function barChart(days) {
   const max = Math.max(1, ...days.map((d) => d.conversations || 0));
   const chart = svg("svg", { viewBox: `0 0 ${w} ${h + 20}`, width: "100%", role: "img", class: "bars" });
   const title = svg("title");
-  title.textContent = "Conversations per day";
+  title.textContent = t("stats.per_day");
   chart.append(title);
   const bw = w / n;
   days.forEach((d, i) => {
@@ -269,9 +290,9 @@ function barChart(days) {
       height: bh,
       class: v == null ? "suppressed" : "bar",
     });
-    const t = svg("title");
-    t.textContent = `${d.day}: ${fmtCount(v)}`;
-    r.append(t);
+    const tip = svg("title");
+    tip.textContent = `${d.day}: ${fmtCount(v)}`;
+    r.append(tip);
     chart.append(r);
   });
   chart.append(svg("line", { x1: 0, y1: h, x2: w, y2: h, class: "axis" }));
@@ -279,7 +300,7 @@ function barChart(days) {
 }
 
 async function statsPage() {
-  pageHead("Stats");
+  pageHead(t("nav.stats"));
   const today = new Date();
   const iso = (d) => d.toISOString().slice(0, 10);
   const q = new URLSearchParams(location.hash.split("?")[1] || "");
@@ -288,10 +309,10 @@ async function statsPage() {
   const pick = form(
     "stats-range",
     [
-      { name: "from", label: "From", type: "date", value: start },
-      { name: "to", label: "To", type: "date", value: to },
+      { name: "from", label: t("stats.from"), type: "date", value: start },
+      { name: "to", label: t("stats.to"), type: "date", value: to },
     ],
-    "Show",
+    t("stats.show"),
     async (v) => {
       location.hash = "#/stats?" + new URLSearchParams({ from: v.from, to: v.to });
     },
@@ -301,10 +322,10 @@ async function statsPage() {
   const s = await api("GET", "/api/v1/stats?" + new URLSearchParams({ from: start, to }));
   const summary = el("dl", "facts stats-summary");
   summary.id = "stats-summary";
-  row(summary, "Conversations", fmtCount(s.conversations));
-  row(summary, "First response, median", fmtDuration(s.first_response_seconds && s.first_response_seconds.median));
-  row(summary, "First response, p90", fmtDuration(s.first_response_seconds && s.first_response_seconds.p90));
-  row(summary, "Resolution, median", fmtDuration(s.resolution_seconds && s.resolution_seconds.median));
+  row(summary, t("stats.conversations"), fmtCount(s.conversations));
+  row(summary, t("stats.first_median"), fmtDuration(s.first_response_seconds && s.first_response_seconds.median));
+  row(summary, t("stats.first_p90"), fmtDuration(s.first_response_seconds && s.first_response_seconds.p90));
+  row(summary, t("stats.resolution_median"), fmtDuration(s.resolution_seconds && s.resolution_seconds.median));
   const days = s.conversations_per_day || [];
   // The API lists the days that had conversations; the chart shows every day of the range.
   const byDay = new Map(days.map((d) => [d.day, d.conversations]));
@@ -321,30 +342,25 @@ async function statsPage() {
   axis.append(el("span", null, allDays.length ? allDays[0].day : ""), el("span", null, allDays.length ? allDays[allDays.length - 1].day : ""));
   chartWrap.append(axis);
   const perDay = table(
-    ["Day", "Conversations"],
+    [t("stats.day"), t("stats.conversations")],
     days.map((d) => [d.day, fmtCount(d.conversations)]),
   );
   perDay.id = "stats-days";
   const devices = table(
-    ["Device", "Sessions"],
-    (s.device_mix || []).map((d) => [d.device_class || "unknown", fmtCount(d.sessions)]),
+    [t("stats.device"), t("stats.sessions")],
+    (s.device_mix || []).map((d) => [label("device.", d.device_class || "unknown"), fmtCount(d.sessions)]),
   );
   devices.id = "stats-devices";
   const perDayBox = el("div", "chart-row");
   perDayBox.append(chartWrap, perDay);
   $("page-body").append(
     summary,
-    el("h3", null, "Conversations per day"),
+    el("h3", null, t("stats.per_day")),
     perDayBox,
-    el("h3", null, "Device mix"),
+    el("h3", null, t("stats.device_mix")),
     devices,
     csatSection(s.csat, H),
-    el(
-      "p",
-      "muted",
-      `Counts under ${s.suppressed_below || 5} are shown as "<5", and times over fewer ` +
-        "conversations are not shown (P10).",
-    ),
+    el("p", "muted", t("stats.footnote", { n: s.suppressed_below || 5 })),
   );
   $("page-body").dataset.loaded = "stats";
 }
@@ -505,7 +521,7 @@ async function invitationsPage(sent) {
       [
         { name: "email", label: t("field.email"), type: "email", required: true },
         { name: "name", label: t("field.name"), required: true },
-        { name: "role", label: t("field.role"), options: ["agent", "admin", "compliance"].map((r) => [r, t("role." + r)]) },
+        { name: "role", label: t("field.role"), options: roleOptions() },
       ],
       t("invitations.send"),
       async (v) => {
