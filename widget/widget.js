@@ -73,11 +73,38 @@
       mailConfirm: "Sjekk e-posten: åpne lenken vi sendte til {email} for å få samtalen.",
       mailLimited: "For mange forespørsler. Prøv igjen senere.",
       mailFail: "Samtalen kunne ikke sendes på e-post ({code}). Prøv igjen senere."
+    },
+    nn: {
+      launcher: "Chat med oss", close: "Lukk chatten", title: "Chat",
+      placeholder: "Skriv ei melding…", send: "Send", label: "Melding",
+      pending: "Sender…", sent: "Sendt", seen: "Sett", failed: "Ikkje sendt", retry: "Prøv igjen",
+      connecting: "Koplar til…", offline: "Fråkopla. Meldingane blir sende når sambandet er tilbake.",
+      typing: "{name} skriv…", someone: "Kundeservice", you: "Du:",
+      notice: "Før du skriv: les korleis vi handsamar chatdata i", policy: "personvernerklæringa vår",
+      accept: "OK, start chatten", empty: "Spør oss om kva som helst. Vi svarar vanlegvis i løpet av nokre minutt.",
+      unread: "{n} ulesne", email: "E-post",
+      away: "Ingen er pålogga akkurat no. Legg att ei melding og e-postadressa di, så svarar vi på e-post.",
+      shut: "Vi har stengt no. Legg att ei melding og e-postadressa di, så svarar vi på e-post.",
+      bad: "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no.",
+      thanks: "Takk! Vi har fått meldinga di og svarar til {email}.",
+      login: "Chatten er for innlogga kundar. Logg inn, så kan du opne chatten igjen.",
+      attach: "Legg ved ei fil", files: "Filer som skal sendast", remove: "Fjern {name}", uploading: "Lastar opp {name}",
+      tooBig: "{name} er for stor til å sendast.", badType: "{name} kan ikkje sendast: vi tek ikkje imot denne filtypen.",
+      upFail: "{name} kunne ikkje lastast opp.", download: "Last ned {name}", drop: "Slepp filer her for å leggje dei ved",
+      rate: "Korleis var chatten?", comment: "Kommentar (valfritt)", rateSend: "Send vurdering",
+      scores: ["Svært dårleg", "Dårleg", "Grei", "Bra", "Svært bra"], pick: "Vel ein karakter frå 1 til 5.",
+      rated: "Takk for tilbakemeldinga!", rateFail: "Vurderinga vart ikkje sendt. Prøv igjen.",
+      mailMe: "Send meg samtalen på e-post", mailTo: "Send samtalen til", mailGo: "Send", mailSending: "Sender…",
+      mailSent: "Samtalen er på veg til e-posten din.",
+      mailConfirm: "Sjekk e-posten: trykk på lenkja vi sende til {email} for å få samtalen.",
+      mailLimited: "For mange førespurnader. Prøv igjen seinare.",
+      mailFail: "Samtalen kunne ikkje sendast på e-post ({code}). Prøv igjen seinare."
     }
   };
   var lang = (data.locale || document.documentElement.lang || nav.language || "en").toLowerCase();
-  var isNb = /^(nb|no|nn)\b/.test(lang);
-  var T = isNb ? STRINGS.nb : STRINGS.en;
+  // Nynorsk for nn, nn-NO, no-NYN; Bokmål for nb and plain no; English for the rest.
+  var LANG = /^(nn|no-nyn)\b/.test(lang) ? "nn" : /^(nb|no)\b/.test(lang) ? "nb" : "en";
+  var T = STRINGS[LANG];
 
   // Colours: every one is a custom property, so a host page can set --chat-accent,
   // --chat-on-accent, --chat-font, --chat-radius, --chat-offset, --chat-z on #chatserver-widget.
@@ -251,7 +278,7 @@
       root.appendChild(el("style", null, STYLE));
     }
     var w = el("div", "w" + (data.position === "left" ? " lt" : ""));
-    w.lang = isNb ? "nb" : "en";
+    w.lang = LANG;
     var panel = el("div", "p");
     panel.id = "cs-panel";
     panel.hidden = true;
@@ -455,7 +482,7 @@
   function requestMail() {
     var tm = ui.tm;
     if (!convId || mailRef) return;
-    var f = { type: "transcript", conversation_id: convId, locale: isNb ? "nb" : "en" };
+    var f = { type: "transcript", conversation_id: convId, locale: LANG };
     mailTo = null;
     if (!verified) {
       mailTo = tm.email.value.trim();

@@ -90,6 +90,13 @@ function statusText(s) {
   return t("status." + s);
 }
 
+// A value the server names (a device class, say) in the console's words, or as it is.
+function label(prefix, value) {
+  const key = prefix + "." + value;
+  const s = t(key);
+  return s === key ? value : s;
+}
+
 // ------------------------------------------------------------------ panes (tablet, phone)
 
 // One pane at a time on a phone (list, thread, visitor); a drawer for the visitor on a tablet.
@@ -942,7 +949,7 @@ async function loadVisitor(id) {
   if (s) {
     const dl = el("dl", "facts");
     dl.id = "visitor-session";
-    row(dl, t("panel.device"), s.device_class);
+    row(dl, t("panel.device"), s.device_class ? label("device", s.device_class) : null);
     row(dl, t("panel.browser"), s.browser);
     row(dl, t("panel.os"), s.os);
     if (s.page_url || s.page_title) {

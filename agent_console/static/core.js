@@ -57,6 +57,8 @@ export async function api(method, path, body, extra) {
   return data;
 }
 
+const DETAILED = ["bad_request", "conflict", "too_large", "unsupported_type"];
+
 // A sentence for a person: from the stable code, the field and the kind of failure, in
 // the console's language. The server's own message is shown only for codes the
 // console does not know, and never a validator's pattern.
@@ -65,6 +67,9 @@ export function errorText(e, fieldLabels) {
   const label = e.field ? (fieldLabels && fieldLabels[e.field]) || t("field." + e.field) : "";
   const named = label && label !== "field." + e.field ? label : e.field;
   if (e.code === "bad_request" && e.field) {
+    // A field may have words of its own for a reason ("Choose at least one event.").
+    const own = "error." + e.field + "." + (e.reason || "invalid");
+    if (t(own) !== own) return t(own);
     const key = "error.field." + (e.reason || "invalid");
     const s = t(key, { field: named });
     return s === key ? t("error.field.invalid", { field: named }) : s;
@@ -73,8 +78,11 @@ export function errorText(e, fieldLabels) {
   if (e.code === "conflict" && e.field) return t("error.field.taken", { field: named });
   const key = "error." + e.code;
   const s = t(key);
-  if (s !== key) return s;
-  return t("error.other", { code: e.code });
+  // What the server says of a refusal that names no field ("unknown time zone …") is a
+  // sentence written by hand, kept beside the console's own for the detail.
+  const detail = DETAILED.includes(e.code) && e.status && e.message ? " (" + e.message + ")" : "";
+  if (s !== key) return s + detail;
+  return t("error.other", { code: e.code }) + detail;
 }
 
 // Shows a field's error next to its input (aria-invalid, described by the message).

@@ -168,11 +168,13 @@ class ChatServer:
             {"client_msg_id": str(uuid.uuid4()), "body": body, "kind": kind},
         )
 
-    def messages(self, cid: str) -> list[dict[str, Any]]:
+    def messages(self, cid: str, *, events: bool = False) -> list[dict[str, Any]]:
+        """The thread as agents read it; without the event lines (assigned, resolved …)
+        unless asked for."""
         items: list[dict[str, Any]] = self.api(
             "GET", f"/conversations/{cid}/messages?after_seq=0&limit=500"
         )["items"]
-        return items
+        return [m for m in items if events or m["kind"] != "event"]
 
     def publish_policy(self, version: str) -> None:
         """A new privacy notice version, written to the store the server reads on each hello."""

@@ -221,7 +221,7 @@ def test_agent_takes_a_live_chat_replies_and_notes_stay_internal(
         page.get_by_label("Internal note").check()
         reply.fill("NOTE: customer sounds upset")
         reply.press("Enter")
-        note = page.locator('#messages .msg.note[data-state="acked"]')
+        note = page.locator('#messages .msg[data-kind="note"][data-state="acked"]')
         expect(note).to_have_count(1)
         expect(note).to_contain_text("Internal note")
         page.get_by_label("Internal note").uncheck()
@@ -581,7 +581,8 @@ def test_admin_pages(server: ChatServer, new_context: NewContext, artifacts: Pat
     page.locator("#add-canned").get_by_label("Shortcut").fill("bye")
     page.locator("#add-canned").get_by_label("Body").fill("again")
     page.get_by_role("button", name="Add canned response").click()
-    expect(page.locator("#add-canned .error")).to_contain_text("409 conflict")
+    expect(page.locator("#add-canned .form-error")).to_have_attribute("data-code", "conflict")
+    expect(page.locator("#add-canned .form-error")).to_contain_text("already there")
 
     page.get_by_role("link", name="Allowed origins").click()
     page.locator("#add-origin").get_by_label("Origin").fill("https://shop.example")
@@ -598,7 +599,7 @@ def test_admin_pages(server: ChatServer, new_context: NewContext, artifacts: Pat
     expect(page.get_by_label("Active: Heidi Renamed")).not_to_be_checked()
     # An admin cannot deactivate themself: the 409 shows, the box is checked again.
     page.get_by_label("Active: Demo Agent").uncheck()
-    expect(page.locator("#page-error")).to_contain_text("409 conflict")
+    expect(page.locator("#page-error")).to_have_attribute("data-code", "conflict")
     expect(page.get_by_label("Active: Demo Agent")).to_be_checked()
     page.screenshot(path=str(artifacts / "console-admin-agents.png"), full_page=True)
 
@@ -768,7 +769,7 @@ def test_console_pages_have_no_serious_accessibility_violations(
         page.get_by_label("Internal note").check()
         page.get_by_label("Reply").fill("a note")
         page.get_by_label("Reply").press("Enter")
-        expect(page.locator('#messages .msg.note[data-state="acked"]')).to_have_count(1)
+        expect(page.locator('#messages .msg[data-kind="note"][data-state="acked"]')).to_have_count(1)
         expect(page.locator("#visitor-session")).to_be_visible()
         assert axe_console(page) == []
         for hash_ in ("#/stats", "#/admin/agents", "#/admin/tokens", "#/admin/canned"):

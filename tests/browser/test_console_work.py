@@ -269,7 +269,7 @@ def test_changes_reach_every_open_console_at_once_with_event_lines(
         expect(line(pa, "Reopened by the visitor's message")).to_be_visible()
         pa.screenshot(path=str(shots / "event-lines.png"))
         # The visitor saw none of it.
-        texts = [m["body"] for m in server.messages(visitor.cid) if m["kind"] == "event"]
+        texts = [m["body"] for m in server.messages(visitor.cid, events=True) if m["kind"] == "event"]
         assert len(texts) >= 5
     finally:
         visitor.close()

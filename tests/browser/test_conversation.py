@@ -362,7 +362,7 @@ def test_console_agent_sees_new_conversation_live_and_replies(
     console.get_by_label("Internal note").check()
     console.get_by_label("Reply").fill("NOTE: verify identity first")
     console.get_by_role("button", name="Add note").click()
-    note = console.locator('#messages .msg.note[data-state="acked"]')
+    note = console.locator('#messages .msg[data-kind="note"][data-state="acked"]')
     expect(note).to_have_count(1)
     expect(note).to_contain_text("Internal note")
     console.get_by_label("Internal note").uncheck()

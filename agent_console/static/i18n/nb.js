@@ -419,4 +419,5 @@ export default {
   "files.bytes": "{n} B",
   "files.kb": "{n} kB",
   "files.mb": "{n} MB",
+  "error.events.too_short": "Velg minst én hendelse.",
 };
