@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from chatserver.errors import BadRequest
+from chatserver.validation import invalid_body
 
 DEFAULT_TIME_ZONE = "Europe/Oslo"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -139,7 +140,7 @@ def parse(body: bytes | str) -> Schedule:
     try:
         schedule = msgspec.json.decode(body, type=Schedule)
     except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc)) from None
+        raise invalid_body(exc, Schedule) from None
     except msgspec.DecodeError:
         raise BadRequest("the body is not valid JSON") from None
     return validate(schedule)

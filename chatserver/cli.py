@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chatserver import __version__, cli_privacy
+from chatserver import __version__, cli_privacy, passwords
 from chatserver.auth import ROLES, hash_password, new_token, token_hash
 from chatserver.broker import is_redis
 from chatserver.clock import Clock, uuid7
@@ -119,8 +119,10 @@ async def _agent_add(settings: Settings, email: str, name: str, role: str) -> in
         password = getpass.getpass("password: ")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    if len(password) < 8:
-        print("chatserver: the password needs at least 8 characters", file=sys.stderr)
+    # The rule of the API and the console (chatserver.passwords).
+    weak = passwords.weakness(password, email=email.strip().lower(), name=name)
+    if weak is not None:
+        print(f"chatserver: {weak}", file=sys.stderr)
         return 2
     store = _open(settings)
     await store.open()
@@ -189,7 +191,9 @@ async def _prepare_demo(settings: Settings) -> tuple[str, str, str, str]:
         found = await store.agent_credentials(DEMO_EMAIL)
         stale = login_file.exists() and len(login_file.read_text().split()) < 3
         if found is None or not login_file.exists() or stale:
-            password = secrets.token_urlsafe(9)
+            password = secrets.token_urlsafe(12)
+            while passwords.weakness(password, email=DEMO_EMAIL, name="Demo Agent"):
+                password = secrets.token_urlsafe(12)  # the rule every password follows
             if found is None:
                 agent = await store.add_agent(
                     agent_id=uuid7(),

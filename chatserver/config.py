@@ -316,6 +316,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Keep webhook deliveries (the delivery log, and any still pending) this long.",
     ),
     Setting(
+        "retention_invitations",
+        Duration,
+        "30d",
+        "Keep staff invitations this long after they were accepted, revoked or expired.",
+    ),
+    Setting(
         "webhook_allow_private",
         bool,
         False,

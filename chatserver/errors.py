@@ -4,7 +4,8 @@
 
     ChatError                 internal      500
     ├── BadRequest            bad_request   400
-    │   └── BadFrame          bad_frame     400  (a WebSocket frame that does not parse)
+    │   ├── BadFrame          bad_frame     400  (a WebSocket frame that does not parse)
+    │   └── WeakPassword      weak_password 400  (a new password that is too easy to guess)
     ├── TooLarge              too_large     413  (socket: close 1009)
     ├── UnsupportedType       unsupported_type 415 (an attachment's bytes are not an allowed type)
     ├── Unauthorized          unauthorized  401
@@ -18,18 +19,46 @@
 The web layer turns them into ``{"error": {"code", "message"}}`` with the status,
 and the socket layer into an ``error`` frame. Raise them from the core; never
 build an error body by hand.
+
+An error about one field of the input names it: ``field`` is its path in the
+JSON body (``email``, ``notify.sound``, ``tags`` for any item of ``tags``), and
+``reason`` says what kind of failure it is, one of ``REASONS``, so that a client
+can put its own words next to that field. Both go into the HTTP error body
+when set (``chatserver.validation`` makes them from a body that does not fit
+its struct).
 """
 
 from __future__ import annotations
+
+# Stable names of the kinds of failure of one field (the HTTP error body's ``reason``).
+REASONS = (
+    "required",  # missing
+    "type",  # of the wrong JSON type (a number where a string goes)
+    "too_long",  # a string, list or object longer than allowed
+    "too_short",  # shorter than allowed (an empty name)
+    "pattern",  # characters that are not allowed
+    "range",  # a number out of its range
+    "unknown_field",  # a field the body may not have
+    "invalid",  # anything else: not one of the allowed values, not a date ...
+)
 
 
 class ChatError(Exception):
     code = "internal"
     status = 500
 
-    def __init__(self, message: str = "internal error") -> None:
+    def __init__(
+        self,
+        message: str = "internal error",
+        *,
+        field: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # The input field at fault, if one is, and what is wrong with it (one of REASONS).
+        self.field = field
+        self.reason = reason
 
 
 class BadRequest(ChatError):
@@ -39,6 +68,12 @@ class BadRequest(ChatError):
 
 class BadFrame(BadRequest):
     code = "bad_frame"
+
+
+class WeakPassword(BadRequest):
+    """A new password that is too short or too easy to guess (``chatserver.passwords``)."""
+
+    code = "weak_password"
 
 
 class TooLarge(ChatError):
@@ -99,6 +134,7 @@ ALL_CODES = tuple(
     for cls in (
         BadRequest,
         BadFrame,
+        WeakPassword,
         TooLarge,
         UnsupportedType,
         Unauthorized,

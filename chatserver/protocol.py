@@ -278,6 +278,9 @@ class MessageOut(_ServerFrame, tag="message", frozen=True):
     body: str
     kind: Literal["text", "note", "event"]
     attachments: list[AttachmentOut] = msgspec.field(default_factory=list)
+    # An event message's data, ``{type, …}`` (chatserver/timeline.py); omitted otherwise.
+    # Event messages go to agents only.
+    event: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 class TypingOut(_ServerFrame, tag="typing", frozen=True):
@@ -302,12 +305,21 @@ class Assignee(msgspec.Struct, frozen=True):
     name: str
 
 
+class RatingOut(msgspec.Struct, frozen=True):
+    score: int
+
+
 class ConversationOut(_ServerFrame, tag="conversation", frozen=True):
     id: str
     status: str
     assignee: Assignee | None
     last_seq: int = 0
     tags: list[str] = msgspec.field(default_factory=list)
+    # Agents only (omitted from visitors' copies): the verified account's name and
+    # identity provider, and the visitor's rating; each null when there is none.
+    name: str | msgspec.UnsetType | None = msgspec.UNSET
+    verified_by: str | msgspec.UnsetType | None = msgspec.UNSET
+    rating: RatingOut | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Watching(_ServerFrame, tag="watching", frozen=True):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from chatserver.errors import BadRequest, TooLarge
 from chatserver.store.models import Rating
 
@@ -39,7 +41,8 @@ def clean_comment(comment: str | None) -> str | None:
 async def rate(
     hub: Hub, conversation_id: str, *, visitor_id: str, score: int, comment: str | None
 ) -> Rating:
-    """Store a visitor's rating and tell the observers (``rating.created``).
+    """Store a visitor's rating and tell the observers (``rating.created``); its `rated`
+    event line reaches agents following the conversation, and the rating every console.
 
     The caller has checked that the conversation is this visitor's; the store
     checks that it is resolved (``Conflict`` otherwise).
@@ -53,5 +56,8 @@ async def rate(
         comment=clean_comment(comment),
         now=hub.clock.now_us(),
     )
+    hub.publish_events(rating.events)
+    hub.spawn(hub.announce_change(conversation_id))
+    rating = msgspec.structs.replace(rating, events=())
     hub.emit("rating.created", {"rating": rating, "replaced": replaced})
     return rating

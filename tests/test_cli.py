@@ -51,13 +51,16 @@ async def test_migrate_agent_add_and_token_create(tmp_path: Path) -> None:
         await store.close()
 
 
-def test_agent_add_refuses_short_passwords_and_duplicates(tmp_path: Path) -> None:
-    """A password under 8 characters, or an email already used, is refused with a message."""
+def test_agent_add_refuses_weak_passwords_and_duplicates(tmp_path: Path) -> None:
+    """A password under 10 characters or easy to guess (the API's rule), or an email
+    already used, is refused with a message."""
     short = run(tmp_path, "agent", "add", "a@x.io", "--name", "A", stdin="short\n")
-    assert short.returncode == 2 and "8 characters" in short.stderr
-    ok = run(tmp_path, "agent", "add", "a@x.io", "--name", "A", stdin="long enough\n")
+    assert short.returncode == 2 and "10 characters" in short.stderr
+    weak = run(tmp_path, "agent", "add", "a@x.io", "--name", "A", stdin="password1234\n")
+    assert weak.returncode == 2 and "too easy to guess" in weak.stderr
+    ok = run(tmp_path, "agent", "add", "a@x.io", "--name", "A", stdin="long enough pw\n")
     assert ok.returncode == 0
-    again = run(tmp_path, "agent", "add", "A@x.io", "--name", "A", stdin="long enough\n")
+    again = run(tmp_path, "agent", "add", "A@x.io", "--name", "A", stdin="long enough pw\n")
     assert again.returncode == 1 and "conflict" in again.stderr
 
 

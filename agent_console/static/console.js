@@ -14,7 +14,7 @@ const PAGE = 50; // history page size (messages)
 const DEFAULT_PREFS = {
   language: null,
   sound: true,
-  desktop: false,
+  desktop: true,
   notify: { new_conversation: true, new_message_mine: true, assigned_to_me: true },
 };
 
@@ -198,7 +198,7 @@ async function showInvite(token) {
   $("invite-error").textContent = "";
   let inv;
   try {
-    inv = await api("GET", "/console/invitations/" + enc(token));
+    inv = await api("POST", "/console/invitations/lookup", { token });
   } catch (e) {
     $("invite-intro").textContent = "";
     $("invite-form").querySelector("button").disabled = true;
@@ -1487,7 +1487,7 @@ function onFrame(f) {
         scheduleRefresh(1500);
       }
       const mine = c && c.assignee && state.me && c.assignee.id === state.me.id;
-      if (mine && f.author && f.author.role === "visitor" && f.conversation_id !== state.selected && state.prefs.notify.new_message_mine) {
+      if (mine && f.author && f.author.role === "visitor" && (f.conversation_id !== state.selected || document.hidden) && state.prefs.notify.new_message_mine) {
         notify(t("notify.new_message"), (f.body || "").slice(0, 120), f.conversation_id);
       }
       if (f.conversation_id === state.selected) {

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from chatserver import protocol as p
 from chatserver.broker.base import Broker, Event
@@ -28,7 +30,7 @@ from chatserver.shared.base import SharedState
 from chatserver.shared.memory import MemoryState
 from chatserver.shared.presence import Change, ClusterPresence
 from chatserver.store.base import Store
-from chatserver.store.models import Conversation, NewMessage, StoredMessage
+from chatserver.store.models import Account, Agent, Conversation, NewMessage, StoredMessage
 
 if TYPE_CHECKING:
     from chatserver.mail.service import Mail
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500
+
+# Kinds of message only agents ever receive: internal notes, and the timeline's event
+# lines (chatserver/timeline.py).
+AGENTS_ONLY_KINDS = frozenset({"note", "event"})
 
 # An observer of business events: ``conversation.created``, ``message.created``,
 # ``conversation.resolved``, ``subject.erased``, ``rating.created`` …, with their data.
@@ -66,6 +72,7 @@ def message_frame(message: StoredMessage, author: p.Author | None = None) -> str
                 p.AttachmentOut(id=a.id, name=a.name, size=a.size, type=a.type)
                 for a in message.attachments
             ],
+            event=msgspec.UNSET if message.event is None else message.event,
         )
     )
 
@@ -82,18 +89,34 @@ def ack_frame(message: StoredMessage) -> str:
     )
 
 
-def conversation_frame(conversation: Conversation, *, for_visitor: bool = False) -> str:
-    """A conversation change; visitors' copy leaves out the agents' tags."""
+def conversation_frame(
+    conversation: Conversation, *, for_visitor: bool = False, rating: int | None = None
+) -> str:
+    """A conversation change. Agents' copy says who the verified visitor is and the
+    conversation's ``rating`` (its score); visitors' copy leaves that and the tags out."""
     assignee = None
     if conversation.assignee_id is not None:
         assignee = p.Assignee(id=conversation.assignee_id, name=conversation.assignee_name or "")
+    if for_visitor:
+        return p.encode(
+            p.ConversationOut(
+                id=conversation.id,
+                status=conversation.status,
+                assignee=assignee,
+                last_seq=conversation.last_seq,
+                tags=[],
+            )
+        )
     return p.encode(
         p.ConversationOut(
             id=conversation.id,
             status=conversation.status,
             assignee=assignee,
             last_seq=conversation.last_seq,
-            tags=[] if for_visitor else conversation.tags,
+            tags=conversation.tags,
+            name=conversation.name,
+            verified_by=conversation.verified_by,
+            rating=None if rating is None else p.RatingOut(score=rating),
         )
     )
 
@@ -496,6 +519,14 @@ class Hub:
             self.spawn(self._announce_reopened(cid))
         self.emit("message.created", {"message": message})
         self._publish_message(message, author, origin)
+        # The reopening it caused, recorded right after it.
+        self.publish_events(message.events)
+
+    def publish_events(self, events: Iterable[StoredMessage]) -> None:
+        """Fan out event messages (chatserver/timeline.py) the store committed: to agents
+        following their conversation, like notes; never ``message.created``."""
+        for event in events:
+            self._publish_message(event, author_of(event), None)
 
     def _publish_message(
         self, message: StoredMessage, author: p.Author, origin: Peer | None
@@ -508,7 +539,7 @@ class Hub:
                 frame=message_frame(message, author),
                 conversation_id=cid,
                 seq=message.seq,
-                agents_only=message.kind == "note",
+                agents_only=message.kind in AGENTS_ONLY_KINDS,
                 origin=origin.conn_id if origin is not None else None,
             )
         )
@@ -543,7 +574,26 @@ class Hub:
     async def _announce_reopened(self, conversation_id: str) -> None:
         conversation = await self.store.conversation(conversation_id)
         if conversation is not None:
-            self._publish_change(conversation, conversation)
+            rating = await self.store.rating(conversation_id)
+            self._publish_change(conversation, conversation, rating.score if rating else None)
+
+    async def announce_change(self, conversation_id: str) -> None:
+        """Tell agents' inboxes and followers of a change outside the conversation's row
+        (its rating, its verified account): the conversation as it is now."""
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None:
+            return
+        rating = await self.store.rating(conversation_id)
+        self._publish_change(
+            conversation, conversation, rating.score if rating else None, agents_only=True
+        )
+
+    def linked(self, account: Account) -> None:
+        """A visitor was linked to a verified account: the conversations it merged have
+        their `verified` event lines, and every console shows who the visitor is."""
+        self.publish_events(account.events)
+        for event in account.events:
+            self.spawn(self.announce_change(event.conversation_id))
 
     def _announce_new_conversation(self, message: StoredMessage, origin: Peer | None) -> None:
         conversation = Conversation(
@@ -561,7 +611,15 @@ class Hub:
             closed_at=None,
             legal_hold=False,
         )
-        frame = conversation_frame(conversation)
+        if origin is not None and origin.account_id:
+            # Started by a verified visitor: the conversation is their account's.
+            conversation = msgspec.structs.replace(
+                conversation,
+                account_id=origin.account_id,
+                name=origin.name,
+                verified_by=origin.verified_by,
+            )
+        visitor_frame = conversation_frame(conversation, for_visitor=True)
         # Tabs that connected before the visitor was verified still follow the
         # browser's topic; a socket follows one of the two, so none hears it twice.
         topics = ["v:" + (message.author_id or "")]
@@ -572,7 +630,7 @@ class Hub:
                 Event(
                     topic=topic,
                     kind="created",
-                    frame=frame,
+                    frame=visitor_frame,
                     conversation_id=message.conversation_id,
                 )
             )
@@ -581,7 +639,7 @@ class Hub:
             Event(
                 topic="inbox",
                 kind="conversation",
-                frame=frame,
+                frame=conversation_frame(conversation),
                 conversation_id=message.conversation_id,
                 agents_only=True,
             )
@@ -653,7 +711,7 @@ class Hub:
                     return
                 if message.seq > cursor.seq:
                     cursor.seq = message.seq
-                if message.kind == "note" and peer.is_visitor:
+                if message.kind in AGENTS_ONLY_KINDS and peer.is_visitor:
                     continue
                 peer.send(message_frame(message))
             if len(messages) < page:
@@ -700,7 +758,10 @@ class Hub:
         assignee_id: str | None = None,
         unassign: bool = False,
         tags: list[str] | None = None,
+        actor: Agent | None = None,
     ) -> Conversation:
+        """Change a conversation as ``actor`` (None: the server itself, as auto-assignment
+        does); its event lines and the change reach agents, the change the visitor too."""
         before, after = await self.store.update_conversation(
             conversation_id,
             now=self.clock.now_us(),
@@ -708,8 +769,11 @@ class Hub:
             assignee_id=assignee_id,
             unassign=unassign,
             tags=tags,
+            actor=actor,
         )
-        self._publish_change(before, after)
+        self.publish_events(after.events)
+        rating = await self.store.rating(conversation_id)
+        self._publish_change(before, after, rating.score if rating else None)
         if after.status == "resolved" and before.status != "resolved":
             self.emit("conversation.resolved", {"conversation": after})
         return after
@@ -722,16 +786,25 @@ class Hub:
             except Exception:
                 log.exception("observer of %s failed", event_type)
 
-    def _publish_change(self, before: Conversation, after: Conversation) -> None:
-        """A conversation's status, assignee or tags changed: inboxes and followers hear it."""
+    def _publish_change(
+        self,
+        before: Conversation,
+        after: Conversation,
+        rating: int | None,
+        *,
+        agents_only: bool = False,
+    ) -> None:
+        """A conversation's status, assignee or tags changed (or, ``agents_only``, what only
+        agents are shown of it): inboxes and followers hear it."""
         self.broker.publish(
             Event(
                 topic="inbox",
                 kind="conversation",
-                frame=conversation_frame(after),
-                visitor_frame=conversation_frame(after, for_visitor=True),
+                frame=conversation_frame(after, rating=rating),
+                visitor_frame=None if agents_only else conversation_frame(after, for_visitor=True),
                 conversation_id=after.id,
                 assignee_id=after.assignee_id,
                 prev_assignee_id=before.assignee_id,
+                agents_only=agents_only,
             )
         )

@@ -60,6 +60,7 @@ class Peer:
         "principal_id",
         "role",
         "send_queue_max",
+        "verified_by",
     )
 
     def __init__(
@@ -81,6 +82,8 @@ class Peer:
         self.inbox: str | None = None
         # A verified visitor's account: new conversations reach all of its devices.
         self.account_id: str | None = None
+        # And who verified it (the account's identity provider), for agents' inboxes.
+        self.verified_by: str | None = None
         self.closing: tuple[int, str] | None = None
         self.send_queue_max = send_queue_max
         # A list, not a deque: an empty deque holds a 64-slot block, and most

@@ -366,6 +366,8 @@ class VisitorSession(_Session):
             assert self.hub.privacy is not None
             account, merged = await self.hub.privacy.link(visitor, identity)
             visitor = msgspec.structs.replace(visitor, account_id=account.id)
+            # Each conversation it merged has its `verified` line; consoles show who it is.
+            self.hub.linked(account)
         else:
             account = await store.account(visitor.account_id) if visitor.account_id else None
         self.peer.account_id = account.id if account else None
@@ -391,6 +393,7 @@ class VisitorSession(_Session):
         self.session_id = session_id
         self.peer.principal_id = visitor.id
         self.peer.name = account.name if account else None
+        self.peer.verified_by = account.verified_by if account else None
         self.peer.hold()
         try:
             self.hub.register(self.peer)

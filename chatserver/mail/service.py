@@ -321,7 +321,7 @@ class Mail:
                 conversation.id, after, _PAGE, include_notes=False
             )
             for m in page:
-                if m.kind == "note":  # never, whatever the store was asked
+                if m.kind in ("note", "event"):  # never, whatever the store was asked
                     continue
                 if len(messages) == TRANSCRIPT_MAX_MESSAGES:
                     truncated = True

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 class OutboxRow(msgspec.Struct, frozen=True):
     id: str
-    kind: str  # offline_notice, transcript or confirmation
+    kind: str  # offline_notice, transcript, confirmation or invitation
     recipient: str
     message: str
     created_at: int

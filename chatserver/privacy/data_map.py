@@ -108,6 +108,15 @@ _STAFF_ERASURE = (
 )
 _STAFF_RETENTION = "none: staff data, managed by admins"
 
+_INVITE_ERASURE = (
+    "kept: staff data, not part of a subject's erasure; an admin revokes a pending "
+    "invitation, and retention deletes it"
+)
+_INVITE_RETENTION = (
+    "`invitations` (`retention_invitations`): the row, once it was accepted, revoked or "
+    "expired that long ago"
+)
+
 _TOKEN_ERASURE = (
     "kept: staff data, not part of a subject's erasure; managed by admins (tokens are "
     "revoked, never deleted)"
@@ -600,6 +609,19 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             erasure=_MESSAGE_DELETED + " (and its `messages_idempotency` index entry)",
             retention=_MESSAGE_RETENTION,
         ),
+        "event": Column(
+            personal=True,
+            what=(
+                "An event message's data, JSON (`kind` `event`, chatserver/timeline.py): the "
+                "agents (ids and names) who assigned, transferred or resolved it, the visitor's "
+                "rating score and whether they left a comment (never the comment), and for "
+                "`verified` the identity provider and the account's name as verified then. "
+                "Null for every other message; the `body` says the same in a sentence."
+            ),
+            export="as `messages[].event`, on event messages",
+            erasure=_MESSAGE_DELETED,
+            retention=_MESSAGE_RETENTION,
+        ),
     },
     "attachments": {
         "id": Column(
@@ -1043,6 +1065,88 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             export=_STAFF_EXPORT,
             erasure=_STAFF_ERASURE,
             retention=_STAFF_RETENTION,
+        ),
+        "preferences": Column(
+            personal=True,
+            what=(
+                "The agent's console preferences (JSON): language, sound, desktop "
+                "notifications, which events notify them; NULL for the defaults."
+            ),
+            export=_STAFF_EXPORT,
+            erasure=_STAFF_ERASURE,
+            retention=_STAFF_RETENTION,
+        ),
+    },
+    "agent_invitations": {
+        "id": Column(
+            personal=False,
+            what="Opaque invitation id (`DELETE /api/v1/invitations/{id}` revokes it).",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "email": Column(
+            personal=True,
+            what="The invitee's email address: their login once they accept.",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "name": Column(
+            personal=True,
+            what="The invitee's name as the admin wrote it.",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "role": Column(
+            personal=True,
+            what="The role they are invited to: `agent`, `admin` or `compliance`.",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "token_hash": Column(
+            personal=True,
+            what="SHA-256 of the link's token (the token itself is only in the email).",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "invited_by": Column(
+            personal=True,
+            what="The admin who sent it (NULL if that agent row is gone).",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "created_at": Column(
+            personal=True,
+            what="When it was sent.",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "expires_at": Column(
+            personal=True,
+            what="When the link stops working (72 hours after it was sent).",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "used_at": Column(
+            personal=True,
+            what="When it was accepted (the agent was made then).",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
+        ),
+        "revoked_at": Column(
+            personal=True,
+            what="When an admin revoked it, or invited the same email again.",
+            export=_STAFF_EXPORT,
+            erasure=_INVITE_ERASURE,
+            retention=_INVITE_RETENTION,
         ),
     },
     "api_tokens": {
@@ -1577,7 +1681,10 @@ DATA_MAP: dict[str, dict[str, Column]] = {
         ),
         "kind": Column(
             personal=False,
-            what="`offline_notice` (to an agent), `transcript` or `confirmation` (to a visitor).",
+            what=(
+                "`offline_notice` (to an agent), `transcript` or `confirmation` (to a "
+                "visitor), `invitation` (to a person an admin invites to be staff)."
+            ),
             export=_NO_PERSONAL,
             erasure=_MAIL_ERASURE,
             retention=_MAIL_RETENTION,
@@ -1585,8 +1692,9 @@ DATA_MAP: dict[str, dict[str, Column]] = {
         "recipient": Column(
             personal=True,
             what=(
-                "The address it goes to: an agent's email, or a visitor's verified account "
-                "address or the address they asked a transcript to be sent to."
+                "The address it goes to: an agent's email, a visitor's verified account "
+                "address or the address they asked a transcript to be sent to, or an "
+                "invitee's."
             ),
             export=_MAIL_EXPORT,
             erasure=_MAIL_ERASURE,
@@ -1596,7 +1704,8 @@ DATA_MAP: dict[str, dict[str, Column]] = {
             personal=True,
             what=(
                 "The whole email (RFC 5322): an offline message's text and the visitor's "
-                "contact address, a transcript (no internal notes), or a confirmation link."
+                "contact address, a transcript (no internal notes), a confirmation link, or "
+                "an invitation (the invitee's name and the link with its token)."
             ),
             export=_MAIL_EXPORT,
             erasure=_MAIL_ERASURE,

@@ -70,6 +70,8 @@ def shape_export(rows: dict[str, Any], *, include_notes: bool, now: int) -> dict
                 "body": body,
                 # Files are personal data like the text: withheld with it.
                 "attachments": [export_entry(a) for a in files.get(m["id"], ())] if shown else [],
+                # What an event message records, beside its sentence (chatserver/timeline.py).
+                **({"event": json.loads(m["event"])} if m.get("event") is not None else {}),
             }
         )
     ratings = {r["conversation_id"]: r for r in rows.get("ratings", ())}

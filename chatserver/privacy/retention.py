@@ -35,6 +35,7 @@ RULES = {
     "exports": "retention_exports",
     "audit": "retention_audit",
     "webhooks": "retention_webhook_log",
+    "invitations": "retention_invitations",
 }
 assert tuple(RULES) == RETENTION_CATEGORIES
 

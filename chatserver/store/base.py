@@ -8,7 +8,7 @@ loop after commit with the result or the error. Every other write is awaited.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatserver.business_hours import Schedule
 from chatserver.store.models import (
@@ -20,8 +20,10 @@ from chatserver.store.models import (
     AuditRecord,
     CannedResponse,
     Conversation,
+    ConversationCounts,
     ConversationPage,
     IdentityClaims,
+    Invitation,
     NewMessage,
     Policy,
     Rating,
@@ -33,6 +35,9 @@ from chatserver.store.models import (
     Visitor,
 )
 from chatserver.store.writer import Done
+
+if TYPE_CHECKING:
+    from chatserver.mail.store import OutboxRow
 
 
 class Store(Protocol):
@@ -57,7 +62,7 @@ class Store(Protocol):
     async def list_conversations(
         self,
         *,
-        status: str | None = None,
+        status: str | list[str] | None = None,
         assignee_id: str | None = None,
         unassigned: bool = False,
         q: str | None = None,
@@ -65,7 +70,18 @@ class Store(Protocol):
         reader_id: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> ConversationPage: ...
+    ) -> ConversationPage:
+        """The inbox, newest activity first: each item with ``last_message``, ``read_seq``,
+        with ``reader_id`` that agent's ``unread``, with ``q`` its ``match``."""
+        ...
+
+    async def inbox_conversation(self, conversation_id: str) -> Conversation | None:
+        """One conversation with its ``last_message`` (no read state)."""
+        ...
+
+    async def conversation_counts(
+        self, *, reader_id: str, tag: str | None = None
+    ) -> ConversationCounts: ...
     async def assigned_load(self, agent_ids: list[str]) -> dict[str, int]: ...
     async def stats_rows(self, start: int, end: int) -> dict[str, list[Any]]: ...
     async def update_conversation(
@@ -77,13 +93,20 @@ class Store(Protocol):
         assignee_id: str | None = None,
         unassign: bool = False,
         tags: list[str] | None = None,
-    ) -> tuple[Conversation, Conversation]: ...
+        actor: Agent | None = None,
+    ) -> tuple[Conversation, Conversation]:
+        """(before, after); ``after.events`` are the event messages stored with the change
+        (``chatserver.timeline``), made by ``actor`` (None: by the server itself)."""
+        ...
 
     def submit_message(self, new: NewMessage, done: Done) -> None: ...
     async def append_message(self, new: NewMessage) -> StoredMessage: ...
     async def messages_after(
         self, conversation_id: str, after_seq: int, limit: int, *, include_notes: bool = True
-    ) -> list[StoredMessage]: ...
+    ) -> list[StoredMessage]:
+        """Messages after ``after_seq`` in seq order; ``include_notes=False`` is what a
+        visitor may see: neither notes nor event messages."""
+        ...
     def submit_read(
         self, conversation_id: str, role: str, reader_id: str, seq: int, now: int, done: Done
     ) -> None: ...
@@ -240,3 +263,18 @@ class Store(Protocol):
     async def csat_rows(self, start: int, end: int) -> dict[str, list[Any]]: ...
     async def business_hours(self) -> tuple[Schedule, int] | None: ...
     async def save_business_hours(self, schedule: Schedule, now: int) -> None: ...
+
+    # Staff (chatserver.invitations, chatserver.preferences): invitations of new agents,
+    # whose email goes into the mail outbox with them, and each agent's preferences (JSON).
+    async def add_invitation(
+        self, invitation: Invitation, token_hash: str, email: OutboxRow
+    ) -> Invitation: ...
+    async def invitation(self, invitation_id: str) -> Invitation | None: ...
+    async def invitation_by_token(self, token_hash: str, now: int) -> Invitation | None: ...
+    async def pending_invitations(self, now: int) -> list[Invitation]: ...
+    async def revoke_invitation(self, invitation_id: str, now: int) -> Invitation: ...
+    async def accept_invitation(
+        self, token_hash: str, *, agent_id: str, name: str, password_hash: str, now: int
+    ) -> tuple[Agent, Invitation]: ...
+    async def agent_preferences(self, agent_id: str) -> str | None: ...
+    async def save_agent_preferences(self, agent_id: str, preferences: str) -> None: ...

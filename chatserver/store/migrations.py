@@ -451,4 +451,67 @@ CREATE TABLE job_leases (
 );
 """,
     ),
+    (
+        13,
+        "event messages: their structured data",
+        """
+-- The structured data of an event message (`kind = 'event'`, chatserver/timeline.py)
+-- as JSON: `{"type": "assigned", "to": {...}, "by": {...}}` and the like. NULL for
+-- every other message. It goes with its message (erasure, retention).
+ALTER TABLE messages ADD COLUMN event TEXT;
+""",
+    ),
+    (
+        14,
+        "staff: invitations, and each agent's preferences",
+        """
+-- An admin invites a new staff member by email (chatserver/invitations.py): the
+-- link's token is kept only as its SHA-256, works once (`used_at`) until
+-- `expires_at`, and stops working when revoked (`revoked_at`). Rows that ended
+-- go after `retention_invitations`.
+CREATE TABLE agent_invitations (
+    id         TEXT PRIMARY KEY,
+    email      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('agent', 'admin', 'compliance')),
+    token_hash TEXT NOT NULL UNIQUE,
+    invited_by TEXT REFERENCES agents(id) ON DELETE SET NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    revoked_at INTEGER
+);
+CREATE INDEX agent_invitations_email ON agent_invitations(email);
+
+-- The console's settings of each agent (chatserver/preferences.py), as JSON; NULL:
+-- the defaults.
+ALTER TABLE agents ADD COLUMN preferences TEXT;
+
+-- The invitation email goes through the outbox: its kind check takes `invitation`.
+-- SQLite cannot change a CHECK constraint, so the table is made anew (nothing
+-- refers to it).
+CREATE TABLE mail_outbox_new (
+    id              TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL
+                    CHECK (kind IN ('offline_notice', 'transcript', 'confirmation', 'invitation')),
+    recipient       TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    conversation_id TEXT REFERENCES conversations(id) ON DELETE CASCADE,
+    visitor_id      TEXT REFERENCES visitors(id) ON DELETE CASCADE,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL
+);
+INSERT INTO mail_outbox_new (id, kind, recipient, message, conversation_id, visitor_id,
+    attempts, next_attempt_at, last_error, created_at)
+SELECT id, kind, recipient, message, conversation_id, visitor_id, attempts,
+    next_attempt_at, last_error, created_at FROM mail_outbox;
+DROP TABLE mail_outbox;
+ALTER TABLE mail_outbox_new RENAME TO mail_outbox;
+CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at);
+CREATE INDEX mail_outbox_conversation ON mail_outbox(conversation_id);
+CREATE INDEX mail_outbox_visitor ON mail_outbox(visitor_id);
+""",
+    ),
 )

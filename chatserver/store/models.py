@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -23,6 +25,9 @@ class Account(msgspec.Struct, frozen=True):
     # Fields whose value came from a verified identity: changing them needs approval.
     verified_fields: tuple[str, ...] = ()
     created_at: int = 0
+    # Not a column: in ``link_identity``'s answer, the `verified` event messages it stored
+    # in the conversations it merged (the hub fans them out).
+    events: tuple[StoredMessage, ...] = ()
 
 
 class IdentityClaims(msgspec.Struct, frozen=True):
@@ -68,6 +73,50 @@ class ApiToken(msgspec.Struct, frozen=True):
     agent: Agent
 
 
+class Invitation(msgspec.Struct, frozen=True):
+    """An admin's invitation of a new staff member (``chatserver.invitations``, migration 14).
+
+    Only the SHA-256 of its token is stored; ``used_at`` is set when it is accepted
+    (the agent then exists), ``revoked_at`` when an admin revokes it or invites the
+    same email again.
+    """
+
+    id: str
+    email: str
+    name: str
+    role: str
+    invited_by: str | None
+    created_at: int
+    expires_at: int
+    used_at: int | None = None
+    revoked_at: int | None = None
+
+
+class LastMessage(msgspec.Struct, frozen=True):
+    """The newest message of a conversation that is not an event (inbox listings)."""
+
+    seq: int
+    kind: str
+    author_role: str
+    # The body's first non-empty line, trimmed, at most 140 characters.
+    preview: str
+    created_at: int
+    attachments: int = 0
+
+
+class SnippetPart(msgspec.Struct, frozen=True, array_like=True):
+    text: str
+    hit: bool
+
+
+class SearchMatch(msgspec.Struct, frozen=True):
+    """The newest message of a conversation that matches a search, with a snippet of it."""
+
+    seq: int
+    message_id: str
+    snippet: tuple[SnippetPart, ...]
+
+
 class Conversation(msgspec.Struct, frozen=True):
     id: str
     visitor_id: str | None
@@ -86,6 +135,19 @@ class Conversation(msgspec.Struct, frozen=True):
     contact_email: str | None = None
     # Where the asking agent has read up to (listings only).
     read_seq: int | None = None
+    # The linked account's name and identity provider (``verified_by``), if any.
+    name: str | None = None
+    verified_by: str | None = None
+    # Listings and ``inbox_conversation`` only (UNSET elsewhere): the newest message that
+    # is not an event, and (listings with a reader) the reader's unread messages that are
+    # neither events nor their own.
+    last_message: LastMessage | msgspec.UnsetType | None = msgspec.UNSET
+    unread: int | None = None
+    # Searches only: the conversation's newest matching message.
+    match: SearchMatch | msgspec.UnsetType | None = msgspec.UNSET
+    # Not a column: in ``update_conversation``'s answer, the event messages the change
+    # stored (`assigned`, `resolved` …; the hub fans them out).
+    events: tuple[StoredMessage, ...] = ()
 
 
 class NewMessage(msgspec.Struct, frozen=True):
@@ -110,6 +172,8 @@ class NewMessage(msgspec.Struct, frozen=True):
     contact_email: str | None = None
     # Ids of uploaded attachments this message carries (checked and linked when stored).
     attachments: tuple[str, ...] = ()
+    # A `kind: "event"` message's structured data (``chatserver.timeline``).
+    event: dict[str, Any] | None = None
 
 
 class AttachmentRef(msgspec.Struct, frozen=True):
@@ -160,6 +224,11 @@ class StoredMessage(msgspec.Struct, frozen=True):
     # True when this (visitor's) message reopened a resolved conversation.
     reopened: bool = False
     attachments: tuple[AttachmentRef, ...] = ()
+    # A `kind: "event"` message's structured data: ``{"type": …, …}`` (chatserver.timeline).
+    event: dict[str, Any] | None = None
+    # Not a column: the event messages storing this one caused, stored right after it in
+    # the same transaction (a visitor's message reopening a resolved conversation).
+    events: tuple[StoredMessage, ...] = ()
 
 
 class CannedResponse(msgspec.Struct, frozen=True):
@@ -178,6 +247,20 @@ class Policy(msgspec.Struct, frozen=True):
 class ConversationPage(msgspec.Struct, frozen=True):
     items: list[Conversation]
     next_cursor: str | None
+
+
+class ConversationCounts(msgspec.Struct, frozen=True):
+    """The inbox's counters for one agent (``Store.conversation_counts``)."""
+
+    # Conversations by status.
+    status: dict[str, int]
+    # Open or pending conversations: all, unassigned, assigned to the agent.
+    all: int
+    unassigned: int
+    mine: int
+    # The agent's unread messages in open or pending conversations that are theirs or
+    # unassigned (as ``Conversation.unread``).
+    unread: int
 
 
 class Subject(msgspec.Struct, frozen=True):
@@ -250,3 +333,5 @@ class Rating(msgspec.Struct, frozen=True):
     score: int
     comment: str | None
     created_at: int
+    # Not a column: in ``save_rating``'s answer, the `rated` event message it stored.
+    events: tuple[StoredMessage, ...] = ()

@@ -19,11 +19,14 @@ write the same conversation at any time, so
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from chatserver import timeline
+from chatserver.clock import uuid7
 from chatserver.errors import BadRequest, Conflict, NotFound
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
 from chatserver.store.pg_attachments import MESSAGE_ATTACHMENTS, claim_attachments
@@ -35,7 +38,7 @@ from chatserver.store.sqlite import _message
 MESSAGE_COLUMNS = (
     "m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
     "CASE m.author_role WHEN 'agent' THEN ag.name WHEN 'visitor' THEN ac.name END, "
-    "m.kind, m.body, m.created_at, m.client_msg_id, " + MESSAGE_ATTACHMENTS
+    "m.kind, m.body, m.created_at, m.client_msg_id, " + MESSAGE_ATTACHMENTS + ", m.event"
 )
 MESSAGE_FROM = (
     "messages m "
@@ -133,7 +136,8 @@ async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) ->
         )
         if row is None:
             raise NotFound("no such conversation")
-        entry = seqs[conversation_id] = [row[0], row[1], new.created_at, row[2], row[3]]
+        # [last seq, visitor, newest message time (events are not counted), status, account]
+        entry = seqs[conversation_id] = [row[0], row[1], None, row[2], row[3]]
     if (
         new.visitor_id is not None
         and entry[1] != new.visitor_id
@@ -154,7 +158,8 @@ async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) ->
         entry[3] = "open"
         reopened = True
     entry[0] += 1
-    entry[2] = max(entry[2], new.created_at)
+    if new.kind != "event":
+        entry[2] = new.created_at if entry[2] is None else max(entry[2], new.created_at)
     seq, current_status = entry[0], entry[3]
     stored = StoredMessage(
         id=new.message_id,
@@ -171,11 +176,38 @@ async def append_message(conn: asyncpg.Connection, tx: PgTx, new: NewMessage) ->
         conversation_status=status if created else current_status,
         reopened=reopened,
         attachments=refs,
+        event=new.event,
     )
     state.setdefault("rows", []).append(stored)
     if new.client_msg_id is not None:
         pending[(new.author_role, new.author_id, new.client_msg_id)] = stored
+    if reopened:
+        line = timeline.reopened_by_visitor()
+        event = await append_event(conn, tx, conversation_id, line, new.created_at)
+        return msgspec.structs.replace(stored, events=(event,))
     return stored
+
+
+async def append_event(
+    conn: asyncpg.Connection, tx: PgTx, conversation_id: str, line: timeline.EventLine, at: int
+) -> StoredMessage:
+    """Store an event message (``chatserver.timeline``) in this transaction, in the
+    conversation's seq order like any message."""
+    event, body = line
+    return await append_message(
+        conn,
+        tx,
+        NewMessage(
+            message_id=uuid7(at),
+            author_role="system",
+            author_id=None,
+            kind="event",
+            body=body,
+            created_at=at,
+            conversation_id=conversation_id,
+            event=event,
+        ),
+    )
 
 
 async def _stored_by_client_id(
@@ -197,7 +229,7 @@ async def _write_messages(conn: asyncpg.Connection, tx: PgTx) -> None:
     if rows:
         await conn.executemany(
             "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
-            "created_at, client_msg_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "created_at, client_msg_id, event) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             [
                 (
                     m.id,
@@ -209,13 +241,15 @@ async def _write_messages(conn: asyncpg.Connection, tx: PgTx) -> None:
                     m.body,
                     m.created_at,
                     m.client_msg_id,
+                    None if m.event is None else json.dumps(m.event, ensure_ascii=False),
                 )
                 for m in rows
             ],
         )
     seqs: dict[str, list[Any]] = tx.state.get("seqs", {})
     if seqs:
-        # greatest(): another node's clock may be a little behind this one's.
+        # greatest(): another node's clock may be a little behind this one's. It ignores
+        # NULL: a conversation that got only event messages keeps its last_message_at.
         await conn.executemany(
             "UPDATE conversations SET last_seq = $2, last_message_at = "
             "greatest(last_message_at, $3), updated_at = greatest(updated_at, $3) WHERE id = $1",

@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from chatserver import timeline
 from chatserver.errors import ChatError, Conflict, NotFound, Unavailable
 from chatserver.privacy.audit import GENESIS, canonical, chain_hash
 from chatserver.privacy.ip import truncate_ip
@@ -51,6 +52,7 @@ from chatserver.store.pg_attachments import (
     erase_unsent_attachments,
     export_attachment_rows,
 )
+from chatserver.store.pg_messages import append_event
 from chatserver.store.pg_writer import PgTx, PgWriter, is_connection_error
 from chatserver.store.sqlite_privacy import (
     _EXPIRED_CONVERSATIONS,
@@ -257,7 +259,7 @@ async def _export_rows(conn: asyncpg.Connection, subject_id: str) -> dict[str, A
     messages = _dicts(
         await conn.fetch(
             "SELECT m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
-            "ag.name AS agent_name, m.kind, m.body, m.created_at "
+            "ag.name AS agent_name, m.kind, m.body, m.created_at, m.event "
             "FROM messages m LEFT JOIN agents ag "
             "ON m.author_role = 'agent' AND ag.id = m.author_id "
             "WHERE m.conversation_id = ANY($1::text[]) ORDER BY m.conversation_id, m.seq",
@@ -352,7 +354,8 @@ class PgPrivacy(PrivacyReads):
 
         Answers the account and how many anonymous conversations of this
         visitor were merged into it (P2). The visitor must not belong to
-        another account already; the caller makes a fresh visitor then.
+        another account already; the caller makes a fresh visitor then. Each
+        merged conversation gets a `verified` event message (``account.events``).
         """
 
         async def op(conn: asyncpg.Connection, tx: PgTx) -> tuple[Account, int]:
@@ -421,10 +424,11 @@ class PgPrivacy(PrivacyReads):
             await conn.execute(
                 "UPDATE visitors SET account_id = $1 WHERE id = $2", account_id, visitor_id
             )
-            merged = affected(
-                await conn.execute(
+            merged = sorted(
+                row[0]
+                for row in await conn.fetch(
                     "UPDATE conversations SET account_id = $1 WHERE visitor_id = $2 "
-                    "AND account_id IS NULL",
+                    "AND account_id IS NULL RETURNING id",
                     account_id,
                     visitor_id,
                 )
@@ -437,7 +441,10 @@ class PgPrivacy(PrivacyReads):
             account_row = await conn.fetchrow(
                 f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", account_id
             )
-            return _account(account_row), merged
+            linked_account = _account(account_row)
+            line = timeline.verified(linked_account.verified_by, linked_account.name)
+            events = [await append_event(conn, tx, cid, line, now) for cid in merged]
+            return msgspec.structs.replace(linked_account, events=tuple(events)), len(merged)
 
         return await self.writer.run(op)
 
@@ -1099,4 +1106,14 @@ async def _retention_batch(
             )
         )
         return {"webhook_deliveries": removed}, []
+    if category == "invitations":
+        removed = affected(
+            await conn.execute(
+                "DELETE FROM agent_invitations WHERE id IN (SELECT id FROM agent_invitations "
+                "WHERE coalesce(used_at, revoked_at, expires_at) < $1 LIMIT $2)",
+                cutoff,
+                limit,
+            )
+        )
+        return {"invitations": removed}, []
     raise ValueError(f"no retention category {category!r}")

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from chatserver import timeline
 from chatserver.business_hours import Schedule
 from chatserver.errors import Conflict, NotFound
 from chatserver.store.models import Rating
+from chatserver.store.pg_messages import append_event
 from chatserver.store.sqlite_ratings import RATING_COLUMNS, RatingReads
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ class PgRatings(RatingReads):
         Answers the rating and whether it replaced one. ``Conflict`` unless the
         conversation is resolved: checked with the conversation's row locked until the
         commit, so a reopening on another node cannot slip past, and two ratings of one
-        conversation take turns (the second one sees the first).
+        conversation take turns (the second one sees the first). The same transaction
+        stores the `rated` event message (``rating.events``).
         """
 
         async def op(conn: asyncpg.Connection, tx: PgTx) -> tuple[Rating, bool]:
@@ -84,7 +87,9 @@ class PgRatings(RatingReads):
                 comment,
                 now,
             )
-            return rating, replaced is not None
+            line = timeline.rated(score, comment)
+            event = await append_event(conn, tx, conversation_id, line, now)
+            return msgspec.structs.replace(rating, events=(event,)), replaced is not None
 
         return await self.writer.run(op)
 

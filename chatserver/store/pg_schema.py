@@ -432,6 +432,38 @@ CREATE TABLE job_leases (
 );
 """,
     ),
+    (
+        13,
+        "event messages: their structured data",
+        """
+ALTER TABLE messages ADD COLUMN event TEXT;
+""",
+    ),
+    (
+        14,
+        "staff: invitations, and each agent's preferences",
+        """
+CREATE TABLE agent_invitations (
+    id         TEXT PRIMARY KEY,
+    email      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('agent', 'admin', 'compliance')),
+    token_hash TEXT NOT NULL UNIQUE,
+    invited_by TEXT REFERENCES agents(id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT,
+    revoked_at BIGINT
+);
+CREATE INDEX agent_invitations_email ON agent_invitations(email);
+
+ALTER TABLE agents ADD COLUMN preferences TEXT;
+
+ALTER TABLE mail_outbox DROP CONSTRAINT mail_outbox_kind_check;
+ALTER TABLE mail_outbox ADD CONSTRAINT mail_outbox_kind_check
+    CHECK (kind IN ('offline_notice', 'transcript', 'confirmation', 'invitation'));
+""",
+    ),
 )
 
 

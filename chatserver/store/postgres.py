@@ -25,15 +25,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
+from chatserver import timeline
 from chatserver.errors import BadRequest, ChatError, Conflict, NotFound, Unavailable
 from chatserver.store.models import (
     Agent,
     AuditRecord,
     CannedResponse,
     Conversation,
-    ConversationPage,
     NewMessage,
     Policy,
+    SearchMatch,
     SessionInfo,
     StoredMessage,
     Visitor,
@@ -42,6 +43,7 @@ from chatserver.store.pg_attachments import PgAttachments
 from chatserver.store.pg_messages import (
     MESSAGE_COLUMNS,
     MESSAGE_FROM,
+    append_event,
     append_message,
     fetch_conversation,
     pending_last_seq,
@@ -50,6 +52,7 @@ from chatserver.store.pg_messages import (
 from chatserver.store.pg_privacy import PgPrivacy, append_audit, numbered
 from chatserver.store.pg_ratings import PgRatings
 from chatserver.store.pg_schema import migrate, quote_ident
+from chatserver.store.pg_staff import PgStaff
 from chatserver.store.pg_writer import PgTx, PgWriter, is_connection_error
 from chatserver.store.reads import SharedReads
 from chatserver.store.rows import (
@@ -58,8 +61,14 @@ from chatserver.store.rows import (
     CONVERSATION_FROM,
     _agent,
     _conversation,
-    decode_cursor,
-    encode_cursor,
+)
+from chatserver.store.snippets import (
+    MARK_END,
+    MARK_START,
+    SNIPPET_WORDS,
+    has_marks,
+    plain_snippet,
+    unfolded_parts,
 )
 from chatserver.store.sqlite import _message
 from chatserver.store.writer import BatchObserver, Done
@@ -70,6 +79,11 @@ CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 30.0
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# ts_headline: one fragment of about SNIPPET_WORDS words around the hits, marked.
+HEADLINE_OPTIONS = (
+    f"StartSel={MARK_START}, StopSel={MARK_END}, MaxFragments=1, "
+    f"MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}"
+)
 
 
 def parse_url(url: str) -> tuple[str, str | None]:
@@ -113,7 +127,7 @@ class Params:
         return f"${len(self.values)}"
 
 
-class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
+class PostgresStore(SharedReads, PgAttachments, PgRatings, PgStaff, PgPrivacy):
     """The Store on PostgreSQL. Open with ``await store.open()``."""
 
     def __init__(
@@ -295,61 +309,44 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
         )
         return [_conversation(row) for row in rows]
 
-    async def list_conversations(
-        self,
-        *,
-        status: str | None = None,
-        assignee_id: str | None = None,
-        unassigned: bool = False,
-        q: str | None = None,
-        tag: str | None = None,
-        reader_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> ConversationPage:
-        """Newest activity first. With ``reader_id`` each item carries that agent's read seq."""
-        p = Params()
-        sql = (
-            f"SELECT {CONVERSATION_COLUMNS}, r.seq FROM {CONVERSATION_FROM} "
-            "LEFT JOIN conversation_reads r ON r.conversation_id = c.id "
-            f"AND r.reader_role = 'agent' AND r.reader_id = {p(reader_id)}"
+    # The inbox's listing is SharedReads'; these are its PostgreSQL parts.
+    _TAG_FILTER = "c.tags::jsonb @> jsonb_build_array(?::text)"
+
+    def _search_filter(self, q: str) -> tuple[str, list[Any]]:
+        match = tsquery(q)
+        if not match:
+            return "false", []  # nothing searchable in it (only punctuation)
+        return (
+            "c.id IN (SELECT m.conversation_id FROM messages m "
+            "WHERE m.body_tsv @@ to_tsquery('simple', ?) AND m.kind != 'event')",
+            [match],
         )
-        where: list[str] = []
-        if tag is not None:
-            where.append(f"c.tags::jsonb @> jsonb_build_array({p(tag)}::text)")
-        if status is not None:
-            where.append(f"c.status = {p(status)}")
-        if unassigned:
-            where.append("c.assignee_id IS NULL")
-        elif assignee_id is not None:
-            where.append(f"c.assignee_id = {p(assignee_id)}")
-        match = tsquery(q) if q else None
-        if match:
-            where.append(
-                "c.id IN (SELECT m.conversation_id FROM messages m "
-                f"WHERE m.body_tsv @@ to_tsquery('simple', {p(match)}))"
+
+    async def _search_matches(self, q: str, conversation_ids: list[str]) -> dict[str, SearchMatch]:
+        """Each conversation's newest matching message, with ``ts_headline()`` of its text
+        folded as the index folds it, mapped back to the text itself."""
+        match = tsquery(q)
+        if not match:
+            return {}
+        rows = await self._rows(
+            "SELECT w.conversation_id, w.seq, w.id, w.body, ts_headline('simple', "
+            "regexp_replace(normalize(w.body, NFD), '[\\u0300-\\u036f]', '', 'g'), "
+            "to_tsquery('simple', $1), $2) FROM ("
+            "SELECT DISTINCT ON (m.conversation_id) m.conversation_id, m.seq, m.id, m.body "
+            "FROM messages m WHERE m.conversation_id = ANY($3::text[]) AND m.kind != 'event' "
+            "AND m.body_tsv @@ to_tsquery('simple', $1) "
+            "ORDER BY m.conversation_id, m.seq DESC) w",
+            (match, HEADLINE_OPTIONS, conversation_ids),
+        )
+        found: dict[str, SearchMatch] = {}
+        for conversation_id, seq, message_id, body, headline in rows:
+            parts = (
+                plain_snippet(body, _WORD.findall(q)[0])
+                if has_marks(body)
+                else unfolded_parts(body, headline)
             )
-        elif q:
-            where.append("false")  # nothing searchable in it (only punctuation)
-        if cursor is not None:
-            updated_at, last_id = decode_cursor(cursor, (int, str))
-            where.append(
-                f"(c.updated_at < {p(updated_at)} OR "
-                f"(c.updated_at = {p(updated_at)} AND c.id < {p(last_id)}))"
-            )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY c.updated_at DESC, c.id DESC LIMIT {p(limit + 1)}"
-        rows = await self._rows(sql, tuple(p.values))
-        items = [
-            msgspec.structs.replace(_conversation(row), read_seq=row[14] or 0)
-            for row in rows[:limit]
-        ]
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = encode_cursor(last.updated_at, last.id)
-        return ConversationPage(items=items, next_cursor=next_cursor)
+            found[conversation_id] = SearchMatch(seq=seq, message_id=message_id, snippet=parts)
+        return found
 
     async def stats_rows(self, start: int, end: int) -> dict[str, list[Any]]:
         """The raw aggregates behind the stats page, for conversations started in [start, end)."""
@@ -402,8 +399,10 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
         assignee_id: str | None = None,
         unassign: bool = False,
         tags: list[str] | None = None,
+        actor: Agent | None = None,
     ) -> tuple[Conversation, Conversation]:
-        """Change a conversation; answers (before, after)."""
+        """Change a conversation; answers (before, after), with ``after.events`` the event
+        messages recording the change (made by ``actor``; None: by the server itself)."""
 
         async def op(conn: asyncpg.Connection, tx: PgTx) -> tuple[Conversation, Conversation]:
             # Locked first, so "before" is what this change replaces, not a row another
@@ -435,7 +434,14 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
             )
             if status is not None:
                 pending_status(tx, conversation_id, status)  # later messages of this tx see it
-            return before, await fetch_conversation(conn, tx, conversation_id)
+            after = await fetch_conversation(conn, tx, conversation_id)
+            lines = timeline.change_events(before, after, actor)
+            if not lines:
+                return before, after
+            events = [await append_event(conn, tx, conversation_id, line, now) for line in lines]
+            return before, msgspec.structs.replace(
+                after, last_seq=events[-1].seq, events=tuple(events)
+            )
 
         return await self.writer.run(op)
 
@@ -451,7 +457,8 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
     async def messages_after(
         self, conversation_id: str, after_seq: int, limit: int, *, include_notes: bool = True
     ) -> list[StoredMessage]:
-        notes = "" if include_notes else " AND m.kind != 'note'"
+        # Without notes is the visitor's view: no event messages either.
+        notes = "" if include_notes else " AND m.kind NOT IN ('note', 'event')"
         rows = await self._rows(
             f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} "
             f"WHERE m.conversation_id = $1 AND m.seq > $2{notes} ORDER BY m.seq LIMIT $3",
@@ -504,7 +511,7 @@ class PostgresStore(SharedReads, PgAttachments, PgRatings, PgPrivacy):
             if email is not None and await conn.fetchval(
                 "SELECT 1 FROM agents WHERE email = $1", email
             ):
-                raise Conflict(f"an agent with email {email} exists")
+                raise Conflict(f"an agent with email {email} exists", field="email")
             await conn.execute(
                 "INSERT INTO agents (id, email, name, role, kind, password_hash, created_at) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from chatserver.store.models import (
     Agent,
     ApiToken,
     CannedResponse,
     Conversation,
+    ConversationCounts,
+    ConversationPage,
+    LastMessage,
+    SearchMatch,
     SessionInfo,
     Visitor,
 )
@@ -18,9 +24,67 @@ from chatserver.store.rows import (
     AGENT_COLUMNS_A,
     CONVERSATION_COLUMNS,
     CONVERSATION_FROM,
+    CONVERSATION_JOINS,
     _agent,
     _conversation,
+    decode_cursor,
+    encode_cursor,
 )
+from chatserver.store.snippets import LEADING_BLANKS, PREVIEW_HEAD, preview
+
+# A reader's unread messages in conversation ``c`` past read position ``r``: neither
+# events nor the reader's own. The one ``?`` is the reader (an agent) id.
+UNREAD = (
+    "(SELECT count(*) FROM messages u WHERE u.conversation_id = c.id "
+    "AND u.seq > coalesce(r.seq, 0) AND u.kind != 'event' "
+    "AND NOT (u.author_role = 'agent' AND u.author_id = ?))"
+)
+# Conversation ``c``'s newest message that is not an event, found backwards on the
+# (conversation_id, seq) index; its columns (the ``?`` is LEADING_BLANKS).
+LAST_MESSAGE_JOIN = (
+    "LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = "
+    "(SELECT lx.seq FROM messages lx WHERE lx.conversation_id = c.id AND lx.kind != 'event' "
+    "ORDER BY lx.seq DESC LIMIT 1)"
+)
+LAST_MESSAGE_COLUMNS = (
+    f"lm.seq, lm.kind, lm.author_role, substr(ltrim(lm.body, ?), 1, {PREVIEW_HEAD}), "
+    "lm.created_at, (SELECT count(*) FROM attachments ax WHERE ax.message_id = lm.id)"
+)
+STATUSES = ("open", "pending", "resolved")
+
+
+def _inbox_sql(page: str, *, unread: bool) -> str:
+    """The inbox items of the conversations ``page`` selects (at most a page of them): each
+    with its last message, the reader's read seq (a ``?``) and, with ``unread``, their
+    unread count. The placeholders, in order: reader (with ``unread``), LEADING_BLANKS,
+    those of ``page``, reader."""
+    count = f"CASE WHEN c.last_seq > coalesce(r.seq, 0) THEN {UNREAD} ELSE 0 END"
+    return (
+        f"SELECT {CONVERSATION_COLUMNS}, r.seq, {count if unread else 'NULL'}, "
+        f"{LAST_MESSAGE_COLUMNS} FROM ({page}) c {CONVERSATION_JOINS} "
+        "LEFT JOIN conversation_reads r ON r.conversation_id = c.id "
+        f"AND r.reader_role = 'agent' AND r.reader_id = ? {LAST_MESSAGE_JOIN} "
+        "ORDER BY c.updated_at DESC, c.id DESC"
+    )
+
+
+def _inbox_item(row: Any, *, listed: bool) -> Conversation:
+    last = None
+    if row[18] is not None:
+        last = LastMessage(
+            seq=row[18],
+            kind=row[19],
+            author_role=row[20],
+            preview=preview(row[21]),
+            created_at=row[22],
+            attachments=int(row[23]),
+        )
+    return msgspec.structs.replace(
+        _conversation(row),
+        read_seq=(row[16] or 0) if listed else None,
+        unread=None if row[17] is None else int(row[17]),
+        last_message=last,
+    )
 
 
 class SharedReads:
@@ -58,6 +122,121 @@ class SharedReads:
             (conversation_id,),
         )
         return _conversation(row) if row else None
+
+    # ------------------------------------------------------------ the inbox
+
+    # Dialect hooks: a condition on ``c.tags`` holding the tag (one ``?``); the condition
+    # (and its parameters) that conversation ``c`` has a message matching ``q``; and the
+    # newest matching message of each of some conversations, with its snippet.
+    _TAG_FILTER = ""
+
+    def _search_filter(self, q: str) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    async def _search_matches(self, q: str, conversation_ids: list[str]) -> dict[str, SearchMatch]:
+        raise NotImplementedError
+
+    async def list_conversations(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        assignee_id: str | None = None,
+        unassigned: bool = False,
+        q: str | None = None,
+        tag: str | None = None,
+        reader_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> ConversationPage:
+        """Newest activity first, each with its last message and read seq; with
+        ``reader_id`` that agent's read seq and unread count, with ``q`` its ``match``."""
+        where: list[str] = []
+        params: list[Any] = []
+        if tag is not None:
+            where.append(self._TAG_FILTER)
+            params.append(tag)
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        if statuses:
+            where.append(f"c.status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        if unassigned:
+            where.append("c.assignee_id IS NULL")
+        elif assignee_id is not None:
+            where.append("c.assignee_id = ?")
+            params.append(assignee_id)
+        if q:
+            condition, extra = self._search_filter(q)
+            where.append(condition)
+            params += extra
+        if cursor is not None:
+            updated_at, last_id = decode_cursor(cursor, (int, str))
+            where.append("(c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))")
+            params += [updated_at, updated_at, last_id]
+        page = "SELECT * FROM conversations c"
+        if where:
+            page += " WHERE " + " AND ".join(where)
+        page += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
+        unread = reader_id is not None
+        rows = await self._rows(
+            _inbox_sql(page, unread=unread),
+            (
+                *((reader_id,) if unread else ()),
+                LEADING_BLANKS,
+                *params,
+                limit + 1,
+                reader_id,
+            ),
+        )
+        items = [_inbox_item(row, listed=True) for row in rows[:limit]]
+        if q and items:
+            matches = await self._search_matches(q, [c.id for c in items])
+            items = [msgspec.structs.replace(c, match=matches.get(c.id)) for c in items]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.updated_at, last.id)
+        return ConversationPage(items=items, next_cursor=next_cursor)
+
+    async def inbox_conversation(self, conversation_id: str) -> Conversation | None:
+        """One conversation as the inbox lists it (its last message), without read state."""
+        row = await self._row(
+            _inbox_sql("SELECT * FROM conversations c WHERE c.id = ?", unread=False),
+            (LEADING_BLANKS, conversation_id, None),
+        )
+        return _inbox_item(row, listed=False) if row else None
+
+    async def conversation_counts(
+        self, *, reader_id: str, tag: str | None = None
+    ) -> ConversationCounts:
+        """The inbox's counters for agent ``reader_id``: two aggregate queries, the first
+        on the status index alone, the second over open and pending conversations."""
+        tag_where = f" AND {self._TAG_FILTER}" if tag is not None else ""
+        tag_params = (tag,) if tag is not None else ()
+        by_status = await self._rows(
+            f"SELECT c.status, count(*) FROM conversations c WHERE 1 = 1{tag_where} "
+            "GROUP BY c.status",
+            tag_params,
+        )
+        row = await self._row(
+            "SELECT count(*), "
+            "coalesce(sum(CASE WHEN c.assignee_id IS NULL THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN c.assignee_id = ? THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN (c.assignee_id IS NULL OR c.assignee_id = ?) "
+            f"AND c.last_seq > coalesce(r.seq, 0) THEN {UNREAD} ELSE 0 END), 0) "
+            "FROM conversations c LEFT JOIN conversation_reads r ON r.conversation_id = c.id "
+            "AND r.reader_role = 'agent' AND r.reader_id = ? "
+            f"WHERE c.status IN ('open', 'pending'){tag_where}",
+            (reader_id, reader_id, reader_id, reader_id, *tag_params),
+        )
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({r[0]: int(r[1]) for r in by_status if r[0] in counts})
+        return ConversationCounts(
+            status=counts,
+            all=int(row[0]) if row else 0,
+            unassigned=int(row[1]) if row else 0,
+            mine=int(row[2]) if row else 0,
+            unread=int(row[3]) if row else 0,
+        )
 
     async def read_state(self, conversation_id: str) -> list[tuple[str, str, int]]:
         rows = await self._rows(

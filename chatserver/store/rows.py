@@ -12,9 +12,14 @@ from chatserver.store.models import Agent, Conversation
 
 CONVERSATION_COLUMNS = (
     "c.id, c.visitor_id, c.account_id, c.status, c.assignee_id, a.name, c.tags, c.last_seq, "
-    "c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.legal_hold, c.contact_email"
+    "c.created_at, c.updated_at, c.last_message_at, c.closed_at, c.legal_hold, c.contact_email, "
+    "ac.name, ac.verified_by"
 )
-CONVERSATION_FROM = "conversations c LEFT JOIN agents a ON a.id = c.assignee_id"
+# The joins CONVERSATION_COLUMNS needs beside ``conversations c``.
+CONVERSATION_JOINS = (
+    "LEFT JOIN agents a ON a.id = c.assignee_id LEFT JOIN accounts ac ON ac.id = c.account_id"
+)
+CONVERSATION_FROM = "conversations c " + CONVERSATION_JOINS
 
 
 def _conversation(row: Any) -> Conversation:
@@ -33,6 +38,8 @@ def _conversation(row: Any) -> Conversation:
         closed_at=row[11],
         legal_hold=bool(row[12]),
         contact_email=row[13],
+        name=row[14],
+        verified_by=row[15],
     )
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import aiosqlite
 import msgspec
 
+from chatserver import timeline
+from chatserver.clock import uuid7
 from chatserver.errors import BadRequest, Conflict, NotFound, Unavailable
 from chatserver.store.migrations import MIGRATIONS
 from chatserver.store.models import (
@@ -25,9 +27,9 @@ from chatserver.store.models import (
     AuditRecord,
     CannedResponse,
     Conversation,
-    ConversationPage,
     NewMessage,
     Policy,
+    SearchMatch,
     SessionInfo,
     StoredMessage,
     Visitor,
@@ -39,8 +41,14 @@ from chatserver.store.rows import (
     CONVERSATION_FROM,
     _agent,
     _conversation,
-    decode_cursor,
-    encode_cursor,
+)
+from chatserver.store.snippets import (
+    ELLIPSIS,
+    MARK_END,
+    MARK_START,
+    SNIPPET_WORDS,
+    marked_parts,
+    plain_snippet,
 )
 from chatserver.store.sqlite_attachments import (
     MESSAGE_ATTACHMENTS,
@@ -50,6 +58,7 @@ from chatserver.store.sqlite_attachments import (
 )
 from chatserver.store.sqlite_privacy import SQLitePrivacy, append_audit
 from chatserver.store.sqlite_ratings import SQLiteRatings
+from chatserver.store.sqlite_staff import SQLiteStaff
 from chatserver.store.writer import BatchObserver, Done, GroupCommitWriter, Tx
 
 # Measured on the bench: a checkpoint every 0.1 s of write activity keeps p99
@@ -63,7 +72,7 @@ INDEX_BATCH = 64
 MESSAGE_COLUMNS = (
     "m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
     "CASE m.author_role WHEN 'agent' THEN ag.name WHEN 'visitor' THEN ac.name END, "
-    "m.kind, m.body, m.created_at, m.client_msg_id, " + MESSAGE_ATTACHMENTS
+    "m.kind, m.body, m.created_at, m.client_msg_id, " + MESSAGE_ATTACHMENTS + ", m.event"
 )
 MESSAGE_FROM = (
     "messages m "
@@ -86,6 +95,7 @@ def _message(row: Any, **extra: Any) -> StoredMessage:
         created_at=row[8],
         client_msg_id=row[9],
         attachments=refs_from_json(row[10]),
+        event=json.loads(row[11]) if row[11] is not None else None,
         **extra,
     )
 
@@ -96,7 +106,7 @@ def _path_of(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
+class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLiteStaff, SQLitePrivacy):
     """The Store on one SQLite file. Open with ``await store.open()``."""
 
     def __init__(
@@ -330,68 +340,70 @@ class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
         )
         return [_conversation(row) for row in rows]
 
-    async def list_conversations(
-        self,
-        *,
-        status: str | None = None,
-        assignee_id: str | None = None,
-        unassigned: bool = False,
-        q: str | None = None,
-        tag: str | None = None,
-        reader_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> ConversationPage:
-        """Newest activity first. With ``reader_id`` each item carries that agent's read seq."""
-        where: list[str] = []
-        params: list[Any] = []
-        if tag is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)")
-            params.append(tag)
-        if status is not None:
-            where.append("c.status = ?")
-            params.append(status)
-        if unassigned:
-            where.append("c.assignee_id IS NULL")
-        elif assignee_id is not None:
-            where.append("c.assignee_id = ?")
-            params.append(assignee_id)
-        match = _fts_query(q) if q else None
-        if q and match:
-            # The index, plus a scan of the few messages it has not reached yet.
-            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(
-                "c.id IN (SELECT m.conversation_id FROM messages m WHERE m.n IN "
-                "(SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) "
-                "UNION SELECT m.conversation_id FROM messages m "
-                "WHERE m.n > (SELECT last_n FROM fts_progress WHERE id = 1) "
-                "AND m.body LIKE ? ESCAPE '\\')"
-            )
-            params += [match, f"%{escaped}%"]
-        elif q:
-            where.append("0")  # nothing searchable in it (only punctuation)
-        if cursor is not None:
-            updated_at, last_id = decode_cursor(cursor, (int, str))
-            where.append("(c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))")
-            params += [updated_at, updated_at, last_id]
-        sql = (
-            f"SELECT {CONVERSATION_COLUMNS}, r.seq FROM {CONVERSATION_FROM} "
-            "LEFT JOIN conversation_reads r ON r.conversation_id = c.id "
-            "AND r.reader_role = 'agent' AND r.reader_id = ?"
+    # The inbox's listing is SharedReads'; these are its SQLite parts.
+    _TAG_FILTER = "EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)"
+
+    def _search_filter(self, q: str) -> tuple[str, list[Any]]:
+        match = _fts_query(q)
+        if not match:
+            return "0", []  # nothing searchable in it (only punctuation)
+        # The index, plus a scan of the few messages it has not reached yet.
+        return (
+            "c.id IN (SELECT m.conversation_id FROM messages m WHERE m.n IN "
+            "(SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) AND m.kind != 'event' "
+            "UNION SELECT m.conversation_id FROM messages m "
+            "WHERE m.n > (SELECT last_n FROM fts_progress WHERE id = 1) "
+            "AND m.kind != 'event' AND m.body LIKE ? ESCAPE '\\')",
+            [match, _like_pattern(q)],
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
-        rows = await self._rows(sql, (reader_id, *params, limit + 1))
-        items = [
-            msgspec.structs.replace(_conversation(row), read_seq=row[14] or 0)
-            for row in rows[:limit]
-        ]
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = encode_cursor(last.updated_at, last.id)
-        return ConversationPage(items=items, next_cursor=next_cursor)
+
+    async def _search_matches(self, q: str, conversation_ids: list[str]) -> dict[str, SearchMatch]:
+        """Each conversation's newest matching message: from the index with FTS5's
+        ``snippet()``, or (not indexed yet) by LIKE with a plain snippet."""
+        match = _fts_query(q)
+        if not match:
+            return {}
+        marks = ",".join("?" * len(conversation_ids))
+        rows = await self._rows(
+            "SELECT m.conversation_id, m.seq, m.id, s.snip, "
+            "CASE WHEN s.snip IS NULL OR instr(m.body, ?) > 0 OR instr(m.body, ?) > 0 "
+            "THEN m.body END FROM ("
+            # The winners first, by one pass over the matches; then snippet() for them
+            # alone. ``+rowid``: a filter, not a constraint given to FTS5, which would run
+            # the query once per rowid (slow for a prefix of a common word).
+            f"SELECT rowid AS n, snippet(messages_fts, 0, ?, ?, ?, {SNIPPET_WORDS}) AS snip "
+            "FROM messages_fts WHERE messages_fts MATCH ? AND +rowid IN ("
+            "SELECT max(i.n) FROM messages_fts JOIN messages i ON i.n = messages_fts.rowid "
+            f"WHERE messages_fts MATCH ? AND i.conversation_id IN ({marks}) "
+            "AND i.kind != 'event' GROUP BY i.conversation_id) "
+            "UNION ALL SELECT max(t.n), NULL FROM messages t "
+            f"WHERE t.conversation_id IN ({marks}) AND t.kind != 'event' "
+            "AND t.n > (SELECT last_n FROM fts_progress WHERE id = 1) "
+            "AND t.body LIKE ? ESCAPE '\\' GROUP BY t.conversation_id"
+            ") s JOIN messages m ON m.n = s.n",
+            (
+                MARK_START,
+                MARK_END,
+                MARK_START,
+                MARK_END,
+                ELLIPSIS,
+                match,
+                match,
+                *conversation_ids,
+                *conversation_ids,
+                _like_pattern(q),
+            ),
+        )
+        found: dict[str, SearchMatch] = {}
+        for conversation_id, seq, message_id, snip, body in sorted(rows, key=lambda r: r[1]):
+            if snip is None or body is not None:
+                words = _WORD.findall(q)
+                parts = plain_snippet(body, q if snip is None else words[0])
+            else:
+                parts = marked_parts(snip)
+            # Sorted by seq: the newest (an unindexed one, when both matched) comes last.
+            found[conversation_id] = SearchMatch(seq=seq, message_id=message_id, snippet=parts)
+        return found
 
     async def stats_rows(self, start: int, end: int) -> dict[str, list[Any]]:
         """The raw aggregates behind the stats page, for conversations started in [start, end)."""
@@ -444,8 +456,10 @@ class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
         assignee_id: str | None = None,
         unassign: bool = False,
         tags: list[str] | None = None,
+        actor: Agent | None = None,
     ) -> tuple[Conversation, Conversation]:
-        """Change a conversation; answers (before, after)."""
+        """Change a conversation; answers (before, after), with ``after.events`` the event
+        messages recording the change (made by ``actor``; None: by the server itself)."""
 
         def op(conn: sqlite3.Connection, tx: Tx) -> tuple[Conversation, Conversation]:
             before = _fetch_conversation(conn, tx, conversation_id)
@@ -476,7 +490,12 @@ class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
             entry = tx.state.get("seqs", {}).get(conversation_id)
             if entry is not None and status is not None:
                 entry[3] = status  # later messages of this transaction see the new status
-            return before, _fetch_conversation(conn, tx, conversation_id)
+            after = _fetch_conversation(conn, tx, conversation_id)
+            lines = timeline.change_events(before, after, actor)
+            if not lines:
+                return before, after
+            events = tuple(append_event(conn, tx, conversation_id, line, now) for line in lines)
+            return before, msgspec.structs.replace(after, last_seq=events[-1].seq, events=events)
 
         return await self.writer.run(op)
 
@@ -492,7 +511,8 @@ class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
     async def messages_after(
         self, conversation_id: str, after_seq: int, limit: int, *, include_notes: bool = True
     ) -> list[StoredMessage]:
-        notes = "" if include_notes else " AND m.kind != 'note'"
+        # Without notes is the visitor's view: no event messages either.
+        notes = "" if include_notes else " AND m.kind NOT IN ('note', 'event')"
         rows = await self._rows(
             f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} "
             f"WHERE m.conversation_id = ? AND m.seq > ?{notes} ORDER BY m.seq LIMIT ?",
@@ -540,7 +560,7 @@ class SQLiteStore(SharedReads, SQLiteAttachments, SQLiteRatings, SQLitePrivacy):
                 email is not None
                 and conn.execute("SELECT 1 FROM agents WHERE email = ?", (email,)).fetchone()
             ):
-                raise Conflict(f"an agent with email {email} exists")
+                raise Conflict(f"an agent with email {email} exists", field="email")
             conn.execute(
                 "INSERT INTO agents (id, email, name, role, kind, password_hash, created_at) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -793,7 +813,8 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         ).fetchone()
         if row is None:
             raise NotFound("no such conversation")
-        entry = seqs[conversation_id] = [row[0], row[1], new.created_at, row[2], row[3]]
+        # [last seq, visitor, newest message time (events are not counted), status, account]
+        entry = seqs[conversation_id] = [row[0], row[1], None, row[2], row[3]]
         tx.before_commit("messages", _write_messages)
     if (
         new.visitor_id is not None
@@ -815,7 +836,8 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         entry[3] = "open"
         reopened = True
     entry[0] += 1
-    entry[2] = max(entry[2], new.created_at)
+    if new.kind != "event":
+        entry[2] = new.created_at if entry[2] is None else max(entry[2], new.created_at)
     stored = StoredMessage(
         id=new.message_id,
         conversation_id=conversation_id,
@@ -831,11 +853,38 @@ def _append_message(conn: sqlite3.Connection, tx: Tx, new: NewMessage) -> Stored
         conversation_status=status if created else entry[3],
         reopened=reopened,
         attachments=refs,
+        event=new.event,
     )
     state.setdefault("rows", []).append(stored)
     if new.client_msg_id is not None:
         pending[(new.author_role, new.author_id, new.client_msg_id)] = stored
+    if reopened:
+        line = timeline.reopened_by_visitor()
+        event = append_event(conn, tx, conversation_id, line, new.created_at)
+        return msgspec.structs.replace(stored, events=(event,))
     return stored
+
+
+def append_event(
+    conn: sqlite3.Connection, tx: Tx, conversation_id: str, line: timeline.EventLine, at: int
+) -> StoredMessage:
+    """Store an event message (``chatserver.timeline``) in this transaction, in the
+    conversation's seq order like any message."""
+    event, body = line
+    return _append_message(
+        conn,
+        tx,
+        NewMessage(
+            message_id=uuid7(at),
+            author_role="system",
+            author_id=None,
+            kind="event",
+            body=body,
+            created_at=at,
+            conversation_id=conversation_id,
+            event=event,
+        ),
+    )
 
 
 def _stored_by_client_id(
@@ -857,7 +906,7 @@ def _stored_by_client_id(
 def _write_messages(conn: sqlite3.Connection, tx: Tx) -> None:
     conn.executemany(
         "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
-        "created_at, client_msg_id) VALUES (?,?,?,?,?,?,?,?,?)",
+        "created_at, client_msg_id, event) VALUES (?,?,?,?,?,?,?,?,?,?)",
         [
             (
                 m.id,
@@ -869,13 +918,15 @@ def _write_messages(conn: sqlite3.Connection, tx: Tx) -> None:
                 m.body,
                 m.created_at,
                 m.client_msg_id,
+                None if m.event is None else json.dumps(m.event, ensure_ascii=False),
             )
             for m in tx.state["rows"]
         ],
     )
+    # A conversation that got only event messages keeps its last_message_at (NULL here).
     conn.executemany(
-        "UPDATE conversations SET last_seq = ?, last_message_at = ?, "
-        "updated_at = max(updated_at, ?) WHERE id = ?",
+        "UPDATE conversations SET last_seq = ?, last_message_at = coalesce(?, last_message_at), "
+        "updated_at = max(updated_at, coalesce(?, updated_at)) WHERE id = ?",
         [(last, at, at, cid) for cid, (last, _, at, *_) in tx.state["seqs"].items()],
     )
 
@@ -893,6 +944,12 @@ def _index_some(conn: sqlite3.Connection, tx: Tx) -> int:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _like_pattern(text: str) -> str:
+    """``%text%`` for LIKE … ESCAPE '\\': the text's own ``%`` and ``_`` match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _fts_query(text: str) -> str | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from chatserver import timeline
 from chatserver.errors import Conflict, NotFound
 from chatserver.privacy.audit import GENESIS, canonical, chain_hash
 from chatserver.privacy.ip import truncate_ip
@@ -65,7 +66,11 @@ RETENTION_CATEGORIES = (
     "exports",
     "audit",
     "webhooks",
+    "invitations",
 )
+
+# A staff invitation that ended (accepted, revoked or expired) before ``?``.
+_ENDED = "coalesce(used_at, revoked_at, expires_at) < ?"
 
 # Take a job's lease when it is free, expired or the caller's already; the
 # parameters are the name, holder, new end of the lease and now. Both stores run it.
@@ -278,7 +283,7 @@ def export_rows(path: Path, subject_id: str) -> dict[str, Any] | None:
         messages = _dicts(
             conn.execute(
                 "SELECT m.id, m.conversation_id, m.seq, m.author_role, m.author_id, "
-                "ag.name AS agent_name, m.kind, m.body, m.created_at "
+                "ag.name AS agent_name, m.kind, m.body, m.created_at, m.event "
                 "FROM messages m LEFT JOIN agents ag "
                 "ON m.author_role = 'agent' AND ag.id = m.author_id "
                 f"WHERE m.conversation_id IN {_in(conversation_ids)} "
@@ -400,10 +405,13 @@ class SQLitePrivacy(PrivacyReads):
 
         Answers the account and how many anonymous conversations of this
         visitor were merged into it (P2). The visitor must not belong to
-        another account already; the caller makes a fresh visitor then.
+        another account already; the caller makes a fresh visitor then. Each
+        merged conversation gets a `verified` event message (``account.events``).
         """
 
         def op(conn: sqlite3.Connection, tx: Tx) -> tuple[Account, int]:
+            from chatserver.store.sqlite import append_event  # sqlite.py imports this module
+
             row = conn.execute(
                 f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sub = ?", (claims.sub,)
             ).fetchone()
@@ -461,11 +469,14 @@ class SQLitePrivacy(PrivacyReads):
             conn.execute(
                 "UPDATE visitors SET account_id = ? WHERE id = ?", (account_id, visitor_id)
             )
-            merged = conn.execute(
-                "UPDATE conversations SET account_id = ? WHERE visitor_id = ? "
-                "AND account_id IS NULL",
-                (account_id, visitor_id),
-            ).rowcount
+            merged = sorted(
+                row[0]
+                for row in conn.execute(
+                    "UPDATE conversations SET account_id = ? WHERE visitor_id = ? "
+                    "AND account_id IS NULL RETURNING id",
+                    (account_id, visitor_id),
+                ).fetchall()
+            )
             conn.execute(
                 "UPDATE consents SET account_id = ? WHERE visitor_id = ? AND account_id IS NULL",
                 (account_id, visitor_id),
@@ -473,7 +484,10 @@ class SQLitePrivacy(PrivacyReads):
             account_row = conn.execute(
                 f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
             ).fetchone()
-            return _account(account_row), merged
+            linked_account = _account(account_row)
+            line = timeline.verified(linked_account.verified_by, linked_account.name)
+            events = tuple(append_event(conn, tx, cid, line, now) for cid in merged)
+            return msgspec.structs.replace(linked_account, events=events), len(merged)
 
         return await self.writer.run(op)
 
@@ -1034,6 +1048,10 @@ def retention_count_queries(
                 )
                 hook_params.append(earlier[earlier_category])
         return [(("webhook_deliveries",), sql, tuple(hook_params))]
+    if category == "invitations":
+        return [
+            (("invitations",), f"SELECT count(*) FROM agent_invitations WHERE {_ENDED}", (cutoff,))
+        ]
     raise ValueError(f"no retention category {category!r}")
 
 
@@ -1131,4 +1149,11 @@ def _retention_batch(
             (cutoff, limit),
         ).rowcount
         return {"webhook_deliveries": removed}, []
+    if category == "invitations":
+        removed = conn.execute(
+            "DELETE FROM agent_invitations WHERE id IN (SELECT id FROM agent_invitations "
+            f"WHERE {_ENDED} LIMIT ?)",
+            (cutoff, limit),
+        ).rowcount
+        return {"invitations": removed}, []
     raise ValueError(f"no retention category {category!r}")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from chatserver import timeline
 from chatserver.business_hours import Schedule, Week
 from chatserver.errors import Conflict, NotFound
 from chatserver.store.models import Rating
@@ -75,10 +76,13 @@ class SQLiteRatings(RatingReads):
 
         Answers the rating and whether it replaced one. ``Conflict`` unless the
         conversation is resolved: checked in the storing transaction, so a
-        reopening in between cannot slip past.
+        reopening in between cannot slip past. The same transaction stores the `rated`
+        event message (``rating.events``).
         """
 
         def op(conn: sqlite3.Connection, tx: Tx) -> tuple[Rating, bool]:
+            from chatserver.store.sqlite import append_event  # sqlite.py imports this module
+
             row = conn.execute(
                 "SELECT status, assignee_id FROM conversations WHERE id = ?", (conversation_id,)
             ).fetchone()
@@ -104,7 +108,8 @@ class SQLiteRatings(RatingReads):
                 "comment = excluded.comment, created_at = excluded.created_at",
                 (conversation_id, visitor_id, row[1], score, comment, now),
             )
-            return rating, replaced is not None
+            event = append_event(conn, tx, conversation_id, timeline.rated(score, comment), now)
+            return msgspec.structs.replace(rating, events=(event,)), replaced is not None
 
         return await self.writer.run(op)
 

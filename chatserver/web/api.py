@@ -13,7 +13,14 @@ from chatserver import protocol as p
 from chatserver.clock import format_ts, uuid7
 from chatserver.errors import BadRequest, ChatError, NotFound, TooLarge
 from chatserver.hub.hub import author_of
-from chatserver.store.models import Conversation, NewMessage, StoredMessage
+from chatserver.store.models import (
+    Conversation,
+    LastMessage,
+    NewMessage,
+    SearchMatch,
+    StoredMessage,
+)
+from chatserver.validation import invalid_body
 from chatserver.web.principal import require
 from chatserver.web.state import AppState
 
@@ -51,7 +58,39 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
         "updated_at": format_ts(c.updated_at),
         "last_message_at": format_ts(c.last_message_at) if c.last_message_at else None,
         "closed_at": format_ts(c.closed_at) if c.closed_at else None,
-        **({} if c.read_seq is None else {"unread": max(0, c.last_seq - c.read_seq)}),
+        "name": c.name,
+        "verified_by": c.verified_by,
+        **({} if c.last_message is msgspec.UNSET else {"last_message": _last(c.last_message)}),
+        **({} if c.read_seq is None else {"unread": _unread(c, c.read_seq)}),
+        **({} if c.match is msgspec.UNSET else {"match": _match(c.match)}),
+    }
+
+
+def _last(m: LastMessage | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {
+        "seq": m.seq,
+        "kind": m.kind,
+        "role": m.author_role,
+        "preview": m.preview,
+        "ts": format_ts(m.created_at),
+        "attachments": m.attachments,
+    }
+
+
+def _unread(c: Conversation, read_seq: int) -> int:
+    # Listings count (neither events nor the reader's own); else an upper bound.
+    return c.unread if c.unread is not None else max(0, c.last_seq - read_seq)
+
+
+def _match(m: SearchMatch | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {
+        "seq": m.seq,
+        "message_id": m.message_id,
+        "snippet": [{"text": part.text, "hit": part.hit} for part in m.snippet],
     }
 
 
@@ -67,6 +106,8 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "attachments": [
             {"id": a.id, "name": a.name, "size": a.size, "type": a.type} for a in m.attachments
         ],
+        # An event message's data (chatserver/timeline.py); null for every other message.
+        "event": m.event,
     }
 
 
@@ -81,9 +122,9 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
+        raise BadRequest(f"{name} must be an integer", field=name, reason="type") from None
     if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
+        raise BadRequest(f"{name} must be between {low} and {high}", field=name, reason="range")
     return value
 
 
@@ -106,25 +147,46 @@ async def json_body(request: Request, shape: type[Any]) -> Any:
     try:
         return msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc)) from None
+        # Which field, why, and in words (never msgspec's regex or path syntax).
+        raise invalid_body(exc, shape) from None
     except msgspec.DecodeError:
         raise BadRequest("the body is not valid JSON") from None
+
+
+def status_param(request: Request) -> list[str]:
+    """``status=open,pending`` (or the parameter repeated): the statuses asked for, once each."""
+    raw = ",".join(v for v in request.query_params.getlist("status") if v)
+    if not raw:
+        return []
+    statuses = [s.strip() for s in raw.split(",")]
+    if any(s not in STATUSES for s in statuses):
+        raise BadRequest(
+            "status must be open, pending or resolved, or several of them separated by commas",
+            field="status",
+            reason="invalid",
+        )
+    return list(dict.fromkeys(statuses))
+
+
+def tag_param(request: Request) -> str | None:
+    tag = request.query_params.get("tag") or None
+    if tag is not None and len(tag) > 50:
+        raise BadRequest("tag is at most 50 characters", field="tag", reason="too_long")
+    return tag
 
 
 async def list_conversations(request: Request) -> Response:
     state = state_of(request)
     agent = await require(request, "agent")
     q = request.query_params
-    status = q.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    status = status_param(request)
     assignee = q.get("assignee") or None
+    if assignee is not None and len(assignee) > 64:
+        raise BadRequest("assignee is me, none or an agent id", field="assignee", reason="too_long")
     search = q.get("q") or None
     if search is not None and len(search) > 200:
-        raise BadRequest("q is at most 200 characters")
-    tag = q.get("tag") or None
-    if tag is not None and len(tag) > 50:
-        raise BadRequest("tag is at most 50 characters")
+        raise BadRequest("q is at most 200 characters", field="q", reason="too_long")
+    tag = tag_param(request)
     page = await state.store.list_conversations(
         status=status,
         assignee_id=agent.id if assignee == "me" else assignee,
@@ -140,6 +202,20 @@ async def list_conversations(request: Request) -> Response:
     )
 
 
+async def conversation_counts(request: Request) -> Response:
+    """The inbox's counters for the calling agent: cheap enough to poll."""
+    state = state_of(request)
+    agent = await require(request, "agent")
+    counts = await state.store.conversation_counts(reader_id=agent.id, tag=tag_param(request))
+    return JSONResponse(
+        {
+            "status": counts.status,
+            "views": {"all": counts.all, "unassigned": counts.unassigned, "mine": counts.mine},
+            "unread": counts.unread,
+        }
+    )
+
+
 async def _conversation(state: AppState, request: Request) -> Conversation:
     conversation = await state.store.conversation(request.path_params["id"])
     if conversation is None:
@@ -150,7 +226,16 @@ async def _conversation(state: AppState, request: Request) -> Conversation:
 async def get_conversation(request: Request) -> Response:
     state = state_of(request)
     await require(request, "agent")
-    return JSONResponse(conversation_json(await _conversation(state, request)))
+    conversation = await state.store.inbox_conversation(request.path_params["id"])
+    if conversation is None:
+        raise NotFound("no such conversation")
+    # How far the visitor has read (their `read` frames), for the console's "Seen".
+    seen = [
+        seq for role, _, seq in await state.store.read_state(conversation.id) if role == "visitor"
+    ]
+    return JSONResponse(
+        {**conversation_json(conversation), "visitor_read_seq": max(seen, default=0)}
+    )
 
 
 async def list_messages(request: Request) -> Response:
@@ -214,7 +299,7 @@ async def post_message(request: Request) -> Response:
 
 async def patch_conversation(request: Request) -> Response:
     state = state_of(request)
-    await require(request, "agent")
+    agent = await require(request, "agent")
     body: PatchConversation = await json_body(request, PatchConversation)
     conversation = await state.hub.update_conversation(
         request.path_params["id"],
@@ -222,12 +307,15 @@ async def patch_conversation(request: Request) -> Response:
         assignee_id=body.assignee_id if isinstance(body.assignee_id, str) else None,
         unassign=body.assignee_id is None,
         tags=None if body.tags is msgspec.UNSET else list(dict.fromkeys(body.tags)),
+        actor=agent,
     )
     return JSONResponse(conversation_json(conversation))
 
 
 routes = [
     Route("/conversations", list_conversations, methods=["GET"]),
+    # Before /conversations/{id}, which would take "counts" for an id.
+    Route("/conversations/counts", conversation_counts, methods=["GET"]),
     Route("/conversations/{id}", get_conversation, methods=["GET"]),
     Route("/conversations/{id}", patch_conversation, methods=["PATCH"]),
     Route("/conversations/{id}/messages", list_messages, methods=["GET"]),

@@ -40,6 +40,7 @@ from chatserver.web import (
     api_agents,
     api_attachments,
     api_hours,
+    api_invitations,
     api_privacy,
     api_stats,
     api_visitor,
@@ -203,6 +204,7 @@ def create_app(
                 Route("/openapi.json", openapi, methods=["GET"]),
                 *api.routes,
                 *api_agents.routes,
+                *api_invitations.routes,
                 *api_visitor.routes,
                 *api_stats.routes,
                 *api_hours.routes,
@@ -216,6 +218,7 @@ def create_app(
         Route("/readyz", ops.readyz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
         *console.routes,
+        *api_invitations.console_routes,
         *mail_web.routes,
         *assets.routes(demo=demo),
     ]

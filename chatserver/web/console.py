@@ -1,4 +1,5 @@
-"""The console's sign-in: ``/console/login``, ``/console/logout``, ``/console/me``."""
+"""The console's sign-in: ``/console/login``, ``/console/logout``, ``/console/me``,
+``/console/password``, and each agent's ``/console/preferences``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from chatserver import passwords, preferences
 from chatserver.auth import hash_password, verify_password
 from chatserver.errors import BadRequest, Forbidden, RateLimited, Unauthorized
 from chatserver.sessions import (
@@ -20,6 +22,7 @@ from chatserver.sessions import (
     make_session,
 )
 from chatserver.store.models import Agent
+from chatserver.validation import invalid_body
 from chatserver.web.api import json_body, read_body
 from chatserver.web.principal import authenticate
 from chatserver.web.state import AppState
@@ -39,8 +42,10 @@ async def login(request: Request) -> Response:
     raw = await read_body(request, 4096, BadRequest("the sign-in body is too large"))
     try:
         body = msgspec.json.decode(raw, type=Login)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise BadRequest(f"send JSON {{email, password}}: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise invalid_body(exc, Login) from None
+    except msgspec.DecodeError:
+        raise BadRequest("send JSON {email, password}") from None
     email = body.email.strip().lower()
     wait = await state.lockout.wait_seconds(email)
     if wait > 0:
@@ -59,9 +64,15 @@ async def login(request: Request) -> Response:
         await state.lockout.failed(email)
         raise Unauthorized("wrong email or password")
     await state.lockout.succeeded(email)
-    agent = found[0]
+    return await signed_in(request, found[0])
+
+
+async def signed_in(request: Request, agent: Agent) -> JSONResponse:
+    """The answer of a sign-in: the agent and their preferences, with the session and
+    CSRF cookies set (also after accepting an invitation)."""
+    state: AppState = request.app.state.chat
     session = make_session(state.secret_key, agent.id)
-    response = JSONResponse({"agent": agent_json(agent)})
+    response = JSONResponse(await me_json(state, agent))
     secure = request.url.scheme == "https"
     response.set_cookie(
         SESSION_COOKIE,
@@ -86,7 +97,8 @@ async def login(request: Request) -> Response:
 
 class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
     current: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    new: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
+    # At least 10 characters and hard to guess (chatserver.passwords): weak_password else.
+    new: Annotated[str, msgspec.Meta(max_length=1024)]
 
 
 async def change_password(request: Request) -> Response:
@@ -97,6 +109,7 @@ async def change_password(request: Request) -> Response:
     found = await state.store.agent_credentials(agent.email or "")
     if found is None or not found[1] or not await verify_password(found[1], body.current):
         raise Forbidden("the current password is wrong")
+    await passwords.check_async(body.new, email=agent.email, name=agent.name, field="new")
     await state.store.update_agent(agent.id, password_hash=await hash_password(body.new))
     return Response(status_code=204)
 
@@ -109,8 +122,31 @@ async def logout(request: Request) -> Response:
     return response
 
 
+async def me_json(state: AppState, agent: Agent) -> dict[str, Any]:
+    prefs = await preferences.load(state.store, agent.id)
+    return {"agent": agent_json(agent), "preferences": preferences.preferences_json(prefs)}
+
+
 async def me(request: Request) -> Response:
-    return JSONResponse({"agent": agent_json(await authenticate(request))})
+    state: AppState = request.app.state.chat
+    return JSONResponse(await me_json(state, await authenticate(request)))
+
+
+async def get_preferences(request: Request) -> Response:
+    """The calling agent's own preferences (session or bearer token)."""
+    state: AppState = request.app.state.chat
+    agent = await authenticate(request)
+    prefs = await preferences.load(state.store, agent.id)
+    return JSONResponse(preferences.preferences_json(prefs))
+
+
+async def put_preferences(request: Request) -> Response:
+    """Replace the calling agent's preferences; fields left out take their defaults."""
+    state: AppState = request.app.state.chat
+    agent = await authenticate(request)
+    body: preferences.Preferences = await json_body(request, preferences.Preferences)
+    saved = await preferences.save(state.store, agent.id, body)
+    return JSONResponse(preferences.preferences_json(saved))
 
 
 routes = [
@@ -118,4 +154,6 @@ routes = [
     Route("/console/logout", logout, methods=["POST"]),
     Route("/console/me", me, methods=["GET"]),
     Route("/console/password", change_password, methods=["POST"]),
+    Route("/console/preferences", get_preferences, methods=["GET"]),
+    Route("/console/preferences", put_preferences, methods=["PUT"]),
 ]

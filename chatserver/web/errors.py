@@ -1,6 +1,12 @@
-"""HTTP error bodies: ``{"error": {"code", "message"}}``, from a ChatError or Starlette's own."""
+"""HTTP error bodies: ``{"error": {"code", "message"}}``, from a ChatError or Starlette's own.
+
+An error about one input field also carries ``field`` (its path in the body) and
+``reason`` (one of ``chatserver.errors.REASONS``); neither is there otherwise.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,10 +27,19 @@ _HTTP_CODES = {
 }
 
 
+def error_body(error: ChatError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.field is not None:
+        body["field"] = error.field
+    if error.reason is not None:
+        body["reason"] = error.reason
+    return {"error": body}
+
+
 def error_response(error: ChatError) -> JSONResponse:
     retry_after = getattr(error, "retry_after", None)
     return JSONResponse(
-        {"error": {"code": error.code, "message": error.message}},
+        error_body(error),
         status_code=error.status,
         headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )

@@ -9,8 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from chatserver import __version__
-from chatserver.errors import ALL_CODES
-from chatserver.web import openapi_attachments, openapi_hours, openapi_privacy, openapi_webhooks
+from chatserver.errors import ALL_CODES, REASONS
+from chatserver.web import (
+    openapi_attachments,
+    openapi_hours,
+    openapi_invitations,
+    openapi_privacy,
+    openapi_webhooks,
+)
 from chatserver.web.openapi_common import AUTH, ID, errors, json_answer, page, ref, request_body
 
 DOCUMENT: dict[str, Any] = {
@@ -31,7 +37,12 @@ DOCUMENT: dict[str, Any] = {
                     {
                         "name": "status",
                         "in": "query",
-                        "schema": {"type": "string", "enum": ["open", "pending", "resolved"]},
+                        "description": "One status, or several separated by commas "
+                        "(`open,pending`). Without it (and with `q`), every status.",
+                        "schema": {
+                            "type": "string",
+                            "pattern": "^(open|pending|resolved)(,(open|pending|resolved))*$",
+                        },
                     },
                     {
                         "name": "assignee",
@@ -48,7 +59,9 @@ DOCUMENT: dict[str, Any] = {
                     {
                         "name": "q",
                         "in": "query",
-                        "description": "Text that a message of the conversation contains.",
+                        "description": "Text that a message of the conversation contains "
+                        "(every word in one message, notes included, events never). Each item "
+                        "then has `match`: the newest matching message and a snippet of it.",
                         "schema": {"type": "string", "maxLength": 200},
                     },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
@@ -60,6 +73,26 @@ DOCUMENT: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": json_answer(ref("ConversationPage"), "One page of conversations."),
+                    **errors(400, *AUTH),
+                },
+            }
+        },
+        "/conversations/counts": {
+            "get": {
+                "operationId": "countConversations",
+                "summary": "The inbox's counters for the calling agent: conversations by status, "
+                "the open or pending ones by view, and the agent's unread messages in the open or "
+                "pending conversations that are theirs or unassigned. Cheap enough to poll.",
+                "parameters": [
+                    {
+                        "name": "tag",
+                        "in": "query",
+                        "description": "Only conversations carrying this tag.",
+                        "schema": {"type": "string", "maxLength": 50},
+                    },
+                ],
+                "responses": {
+                    "200": json_answer(ref("ConversationCounts"), "The counters."),
                     **errors(400, *AUTH),
                 },
             }
@@ -311,7 +344,17 @@ DOCUMENT: dict[str, Any] = {
                 "requestBody": request_body(ref("NewAgent")),
                 "responses": {
                     "201": json_answer(ref("Agent"), "Added."),
-                    **errors(400, 409, 413, *AUTH),
+                    **errors(
+                        400,
+                        409,
+                        413,
+                        *AUTH,
+                        why={
+                            400: "A password that is too short or too easy to guess "
+                            "(`weak_password`, field `password`), or other bad input",
+                            409: "An agent has this email (`field`: `email`)",
+                        },
+                    ),
                 },
             },
         },
@@ -344,7 +387,22 @@ DOCUMENT: dict[str, Any] = {
                         "required": ["code", "message"],
                         "properties": {
                             "code": {"type": "string", "enum": sorted(set(ALL_CODES))},
-                            "message": {"type": "string"},
+                            "message": {
+                                "type": "string",
+                                "description": "A sentence for people, in English.",
+                            },
+                            "field": {
+                                "type": "string",
+                                "description": "When one input field is at fault: its path "
+                                "in the body (`email`, `notify.sound`; list items are their "
+                                "list's path: `tags`), or the query parameter's name.",
+                            },
+                            "reason": {
+                                "type": "string",
+                                "enum": list(REASONS),
+                                "description": "With `field`: what is wrong with it, in a "
+                                "stable name a client can translate.",
+                            },
                         },
                     }
                 },
@@ -372,13 +430,96 @@ DOCUMENT: dict[str, Any] = {
                     "last_seq": {"type": "integer"},
                     "unread": {
                         "type": "integer",
-                        "description": "In listings: messages (notes included) after the "
-                        "calling agent's read position.",
+                        "description": "In listings: the messages after the calling agent's "
+                        "read position that are neither events nor their own (notes included).",
                     },
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
                     "last_message_at": {"type": ["string", "null"], "format": "date-time"},
                     "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "name": {
+                        "type": ["string", "null"],
+                        "description": "The linked verified account's name.",
+                    },
+                    "verified_by": {
+                        "type": ["string", "null"],
+                        "description": "The linked account's identity provider (`bankid` …).",
+                    },
+                    "last_message": {
+                        "oneOf": [ref("LastMessage"), {"type": "null"}],
+                        "description": "In listings and `GET /conversations/{id}`: the newest "
+                        "message that is not an event; null when there is none.",
+                    },
+                    "match": {
+                        "oneOf": [ref("SearchMatch"), {"type": "null"}],
+                        "description": "In listings with `q`: the newest matching message.",
+                    },
+                    "visitor_read_seq": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "In `GET /conversations/{id}`: the last seq the "
+                        "visitor has read (0: none), for showing Seen under agents' replies.",
+                    },
+                },
+            },
+            "LastMessage": {
+                "type": "object",
+                "required": ["seq", "kind", "role", "preview", "ts", "attachments"],
+                "properties": {
+                    "seq": {"type": "integer"},
+                    "kind": {"type": "string", "enum": ["text", "note"]},
+                    "role": {"type": "string", "enum": ["visitor", "agent", "system"]},
+                    "preview": {
+                        "type": "string",
+                        "maxLength": 140,
+                        "description": "The body's first non-empty line, trimmed, cut to 140 "
+                        "characters with `…`; empty for a message of attachments only.",
+                    },
+                    "ts": {"type": "string", "format": "date-time"},
+                    "attachments": {"type": "integer", "minimum": 0},
+                },
+            },
+            "SearchMatch": {
+                "type": "object",
+                "required": ["seq", "message_id", "snippet"],
+                "properties": {
+                    "seq": {"type": "integer"},
+                    "message_id": {"type": "string"},
+                    "snippet": {
+                        "type": "array",
+                        "description": "About 16 words around the hits, as plain text parts; "
+                        "`hit` marks the matched words. `…` where the message was cut.",
+                        "items": {
+                            "type": "object",
+                            "required": ["text", "hit"],
+                            "properties": {"text": {"type": "string"}, "hit": {"type": "boolean"}},
+                        },
+                    },
+                },
+            },
+            "ConversationCounts": {
+                "type": "object",
+                "required": ["status", "views", "unread"],
+                "properties": {
+                    "status": {
+                        "type": "object",
+                        "required": ["open", "pending", "resolved"],
+                        "properties": {
+                            s: {"type": "integer", "minimum": 0}
+                            for s in ("open", "pending", "resolved")
+                        },
+                    },
+                    "views": {
+                        "type": "object",
+                        "description": "Open or pending conversations: all of them, the "
+                        "unassigned ones, those assigned to the calling agent.",
+                        "required": ["all", "unassigned", "mine"],
+                        "properties": {
+                            v: {"type": "integer", "minimum": 0}
+                            for v in ("all", "unassigned", "mine")
+                        },
+                    },
+                    "unread": {"type": "integer", "minimum": 0},
                 },
             },
             "ConversationPage": page(ref("Conversation"), paged=True),
@@ -428,7 +569,53 @@ DOCUMENT: dict[str, Any] = {
                         "items": ref("Attachment"),
                         "description": "Files the message carries (GET /attachments/{id}).",
                     },
+                    "event": {
+                        "oneOf": [ref("TimelineEvent"), {"type": "null"}],
+                        "description": (
+                            "What an event message (`kind: event`, author `system`) records; "
+                            "null for every other message. Its `body` says it in English."
+                        ),
+                    },
                 },
+            },
+            "TimelineEvent": {
+                "type": "object",
+                "required": ["type"],
+                "description": (
+                    "`assigned {to, by}`, `transferred {from, to, by}`, `unassigned {from, by}`, "
+                    "`resolved {by}`, `reopened {by}`, `status {status, by}`, "
+                    "`rated {score, comment_given}`, `verified {idp, name}`. `to`, `from` and "
+                    "`by` are agents; `by` is null when no agent did it (round-robin "
+                    "assignment, a visitor's message reopening the conversation)."
+                ),
+                "properties": {
+                    "type": {
+                        "type": "string",
+                        "enum": [
+                            "assigned",
+                            "transferred",
+                            "unassigned",
+                            "resolved",
+                            "reopened",
+                            "status",
+                            "rated",
+                            "verified",
+                        ],
+                    },
+                    "to": ref("AgentRef"),
+                    "from": ref("AgentRef"),
+                    "by": {"oneOf": [ref("AgentRef"), {"type": "null"}]},
+                    "status": {"type": "string", "enum": ["open", "pending"]},
+                    "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "comment_given": {"type": "boolean"},
+                    "idp": {"type": ["string", "null"]},
+                    "name": {"type": ["string", "null"]},
+                },
+            },
+            "AgentRef": {
+                "type": "object",
+                "required": ["id", "name"],
+                "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
             },
             "MessagePage": page(ref("Message"), paged=True),
             "NewMessage": {
@@ -650,7 +837,13 @@ DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "email": {"type": "string", "maxLength": 254},
                     "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+                    "password": {
+                        "type": "string",
+                        "minLength": 10,
+                        "maxLength": 1024,
+                        "description": "Hard to guess (zxcvbn score 3 or more, with the "
+                        "email and name as known words): `weak_password` otherwise.",
+                    },
                     "role": {
                         "type": "string",
                         "enum": ["agent", "admin", "compliance"],
@@ -702,3 +895,5 @@ _merge(DOCUMENT["paths"], openapi_webhooks.PATHS)
 _merge(DOCUMENT["components"]["schemas"], openapi_webhooks.SCHEMAS)
 _merge(DOCUMENT["paths"], openapi_attachments.PATHS)
 _merge(DOCUMENT["components"]["schemas"], openapi_attachments.SCHEMAS)
+_merge(DOCUMENT["paths"], openapi_invitations.PATHS)
+_merge(DOCUMENT["components"]["schemas"], openapi_invitations.SCHEMAS)

@@ -43,6 +43,7 @@ RETENTION_COUNTS = [
     "export_files",
     "audit_entries",
     "webhook_deliveries",
+    "invitations",
 ]
 
 SECURITY_SCHEMES: dict[str, Any] = {

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import email
+import email.policy
 import functools
 import http.server
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -25,10 +28,12 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from playwright.sync_api import Locator, Page, expect
 from websockets.sync.client import ClientConnection, connect
 
@@ -431,3 +436,59 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
     assert "color-contrast" in result["checked"], result["checked"]
     assert "label" in result["checked"] or "aria-input-field-name" in result["checked"]
     return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+# ------------------------------------------------------------------ settings and mail
+
+
+def start_with(server: ChatServer, settings: dict[str, str]) -> None:
+    """Start the server with these ``CHATSERVER_<NAME>`` settings, for this start only."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in settings.items():
+            env.setenv("CHATSERVER_" + name, value)
+        server.start()
+
+
+def mail_settings(server: ChatServer, smtp_port: int) -> dict[str, str]:
+    """Email on, through the test's SMTP server; links point at the server itself."""
+    return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        "SMTP_SECURITY": "none",
+        "MAIL_FROM": "Support <support@shop.example>",
+        "PUBLIC_URL": server.url,
+    }
+
+
+class Inbox:
+    """What the SMTP server received (its own thread), read with a bounded wait."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[tuple[list[str], EmailMessage]] = queue.Queue()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.received.put((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    def next(self) -> tuple[list[str], EmailMessage]:
+        return self.received.get(timeout=TIMEOUT)
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def smtp_sink() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free port, and what it received."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield inbox, controller.port
+    finally:
+        controller.stop()

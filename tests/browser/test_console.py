@@ -769,7 +769,9 @@ def test_console_pages_have_no_serious_accessibility_violations(
         page.get_by_label("Internal note").check()
         page.get_by_label("Reply").fill("a note")
         page.get_by_label("Reply").press("Enter")
-        expect(page.locator('#messages .msg[data-kind="note"][data-state="acked"]')).to_have_count(1)
+        expect(page.locator('#messages .msg[data-kind="note"][data-state="acked"]')).to_have_count(
+            1
+        )
         expect(page.locator("#visitor-session")).to_be_visible()
         assert axe_console(page) == []
         for hash_ in ("#/stats", "#/admin/agents", "#/admin/tokens", "#/admin/canned"):

@@ -23,12 +23,18 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from tests.browser.support import AXE, TIMEOUT, ChatServer, artifacts_dir, free_port
+from tests.browser.support import (
+    AXE,
+    TIMEOUT,
+    ChatServer,
+    artifacts_dir,
+    mail_settings,
+    smtp_sink,
+    start_with,
+)
 from tests.browser.test_console import Visitor
-from tests.browser.test_mail import Inbox
 from tests.web.test_attachments import PDF, png
 
 NewContext = Callable[..., BrowserContext]
@@ -71,29 +77,16 @@ KNOWN: dict[tuple[str, str, str], str] = {}
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
     """A demo server of this module's own, with email on (invitations need it), sending
     to an SMTP server that keeps what it gets."""
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=free_port())
-    controller.start()
     chat = ChatServer(
         data_dir=tmp_path_factory.mktemp("console-a11y-data"),
         logs=tmp_path_factory.mktemp("console-a11y-logs"),
     )
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            for name, value in {
-                "SMTP_HOST": "127.0.0.1",
-                "SMTP_PORT": str(controller.port),
-                "SMTP_SECURITY": "none",
-                "MAIL_FROM": "Support <support@shop.example>",
-                "PUBLIC_URL": chat.url,
-            }.items():
-                env.setenv("CHATSERVER_" + name, value)
-            chat.start()
+    with smtp_sink() as (_, port):
+        start_with(chat, mail_settings(chat, port))
         try:
             yield chat
         finally:
             chat.stop()
-    finally:
-        controller.stop()
 
 
 @dataclass
@@ -147,7 +140,7 @@ def seeded(server: ChatServer) -> Seeded:
     server.api(
         "POST", "/webhooks", {"url": "https://hooks.example.com/chat", "events": ["subject.erased"]}
     )
-    return Seeded(cid, len(server.messages(cid)))
+    return Seeded(cid, len(server.messages(cid, events=True)))
 
 
 # ------------------------------------------------------------------ looking at a page

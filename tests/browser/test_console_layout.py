@@ -321,7 +321,7 @@ def seeded(chat: ChatServer, site: StaticSite) -> Seeded:
         visitor.close()
     conv = chat.api("GET", f"/conversations/{cid}")
     assert conv["status"] == "open", conv
-    items = chat.messages(cid)
+    items = chat.messages(cid, events=True)
     texts = [m for m in items if m.get("kind") != "event"]
     assert len(texts) == 36, [m.get("body") for m in items]  # the events come on top, if any
     assert sum(len(m.get("attachments") or []) for m in items) == 3

@@ -12,12 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from playwright.sync_api import BrowserContext, expect
 
-from tests.browser.support import ChatServer, artifacts_dir, free_port
+from tests.browser.support import (
+    ChatServer,
+    Inbox,
+    artifacts_dir,
+    mail_settings,
+    smtp_sink,
+    start_with,
+    text_of,
+)
 from tests.browser.test_console import new_agent, sign_in
-from tests.browser.test_mail import Inbox, text_of
 
 NewContext = Callable[..., BrowserContext]
 DESKTOP = {"width": 1280, "height": 860}
@@ -26,13 +32,8 @@ LINK = re.compile(r"https?://\S+/console#/invite/[A-Za-z0-9_-]+")
 
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
+    with smtp_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +44,7 @@ def server(
         data_dir=tmp_path_factory.mktemp("staff-data"),
         logs=tmp_path_factory.mktemp("staff-logs"),
     )
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(mailbox[1]),
-            "SMTP_SECURITY": "none",
-            "MAIL_FROM": "Support <support@shop.example>",
-            "PUBLIC_URL": chat.url,
-            "AUTO_ASSIGN": "false",
-        }.items():
-            env.setenv("CHATSERVER_" + name, value)
-        chat.start()
+    start_with(chat, {**mail_settings(chat, mailbox[1]), "AUTO_ASSIGN": "false"})
     try:
         yield chat
     finally:

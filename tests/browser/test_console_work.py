@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser.support import TIMEOUT, ChatServer, artifacts_dir
+from tests.browser.support import TIMEOUT, ChatServer, artifacts_dir, start_with
 from tests.browser.test_console import DESKTOP_UA, Visitor, item, new_agent, sign_in
 
 NewContext = Callable[..., BrowserContext]
@@ -34,9 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
         data_dir=tmp_path_factory.mktemp("work-data"),
         logs=tmp_path_factory.mktemp("work-logs"),
     )
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CHATSERVER_AUTO_ASSIGN", "false")
-        chat.start()
+    start_with(chat, {"AUTO_ASSIGN": "false"})
     try:
         yield chat
     finally:
@@ -269,7 +267,9 @@ def test_changes_reach_every_open_console_at_once_with_event_lines(
         expect(line(pa, "Reopened by the visitor's message")).to_be_visible()
         pa.screenshot(path=str(shots / "event-lines.png"))
         # The visitor saw none of it.
-        texts = [m["body"] for m in server.messages(visitor.cid, events=True) if m["kind"] == "event"]
+        texts = [
+            m["body"] for m in server.messages(visitor.cid, events=True) if m["kind"] == "event"
+        ]
         assert len(texts) >= 5
     finally:
         visitor.close()
@@ -295,6 +295,12 @@ def test_seen_shows_under_the_reply_the_visitor_has_read(
         visitor.frame(type="read", conversation_id=visitor.cid, seq=frame["seq"])
         expect(reply.locator(".thread-msg-seen")).to_have_text("Seen")
         readable(page, ".thread-msg-seen")
+        # Still known after a reload (visitor_read_seq), not only from the live frame.
+        page.reload()
+        item(page, visitor.cid).click()
+        expect(
+            page.locator('#messages li[data-role="agent"]').last.locator(".thread-msg-seen")
+        ).to_have_text("Seen")
     finally:
         visitor.close()
 
@@ -379,9 +385,7 @@ def test_offline_the_console_says_so_queues_replies_and_delivers_them_once(
         data_dir=tmp_path_factory.mktemp("offline-data"),
         logs=tmp_path_factory.mktemp("offline-logs"),
     )
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CHATSERVER_AUTO_ASSIGN", "false")
-        chat.start()
+    start_with(chat, {"AUTO_ASSIGN": "false"})
     try:
         agent = new_agent(chat)
         visitor = Visitor(chat)

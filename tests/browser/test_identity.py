@@ -83,7 +83,10 @@ def test_signing_in_mid_chat_merges_the_conversation_into_the_account(
     [subject] = found
     export = chat.api("GET", f"/subjects/{subject['id']}/export", token=chat.compliance)
     [thread] = [c for c in export["conversations"] if c["id"] == cid]
-    assert [m["body"] for m in thread["messages"]] == ["asked before signing in", "and after"]
+    said = [m["body"] for m in thread["messages"] if m["kind"] != "event"]
+    assert said == ["asked before signing in", "and after"]
+    # The export also tells when the chat became verified (an event line).
+    assert any((m.get("event") or {}).get("type") == "verified" for m in thread["messages"])
 
     # Another browser, signed in as the same person, sees that history.
     other = new_context().new_page()

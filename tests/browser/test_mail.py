@@ -5,68 +5,38 @@ then is the transcript sent; a signed-in visitor gets it at once, without typing
 
 from __future__ import annotations
 
-import email
-import email.policy
-import queue
 import re
 from collections.abc import Callable, Iterator
-from email.message import EmailMessage
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from playwright.sync_api import BrowserContext, expect
 
 from tests.browser.support import (
     AXE,
-    TIMEOUT,
     ChatServer,
+    Inbox,
     StaticSite,
     agent_online,
     axe_violations,
     conversation_id,
     email_box,
-    free_port,
     load,
+    mail_settings,
     open_chat,
     own_acked,
+    smtp_sink,
+    start_with,
+    text_of,
     visitor_send,
 )
 
 NewContext = Callable[..., BrowserContext]
 
 
-class Inbox:
-    """What the SMTP server received (its own thread), read with a bounded wait."""
-
-    def __init__(self) -> None:
-        self.received: queue.Queue[tuple[list[str], EmailMessage]] = queue.Queue()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.received.put((list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-    def next(self) -> tuple[list[str], EmailMessage]:
-        return self.received.get(timeout=TIMEOUT)
-
-
-def text_of(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
+    with smtp_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +49,7 @@ def mail_chat(
         logs=tmp_path_factory.mktemp("mail-logs"),
         allowed_origins=site.origin,
     )
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(smtp[1]),
-            "SMTP_SECURITY": "none",
-            "MAIL_FROM": "Support <support@shop.example>",
-            "PUBLIC_URL": server.url,
-        }.items():
-            env.setenv("CHATSERVER_" + name, value)
-        server.start()
+    start_with(server, mail_settings(server, smtp[1]))
     try:
         yield server
     finally:

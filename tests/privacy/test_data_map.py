@@ -152,6 +152,12 @@ SENTINELS = [
     ("messages", "id", "msg-SENT", "msg-SENT"),
     ("messages", "body", "hello sentinelword", "hello sentinelword"),
     ("messages", "client_msg_id", "cmid-SENT", "cmid-SENT"),
+    (
+        "messages",
+        "event",
+        '{"type": "verified", "idp": "idp-EVENT", "name": "Name-EVENT"}',
+        "Name-EVENT",
+    ),
     ("consents", "id", "consent-SENT", "consent-SENT"),
     ("rectifications", "id", "rect-SENT", "rect-SENT"),
     ("rectifications", "old_value", "old-SENT", "old-SENT"),
@@ -216,6 +222,11 @@ def _seed(conn: sqlite3.Connection, tx: object) -> None:
         "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
         "created_at) VALUES ('msg-2', ?, 2, 'agent', 'ag-1', 'text', 'an answer', 160)",
         (v["conversations", "id"],),
+    )
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, seq, author_role, author_id, kind, body, "
+        "created_at, event) VALUES ('msg-3', ?, 3, 'system', NULL, 'event', 'Verified', 165, ?)",
+        (v["conversations", "id"], v["messages", "event"]),
     )
     conn.execute(
         "INSERT INTO conversation_reads VALUES (?, 'visitor', 'vis-1', 2, 170)",

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from chatserver.business_hours import Interval, Schedule, Week
@@ -338,11 +339,17 @@ async def test_a_resolved_conversation_is_rated_once_and_rated_again(store: Any)
         cid, visitor_id=vid, score=2, comment="slow", now=NOW + 1
     )
     assert not replaced and (rating.agent_id, rating.score, rating.comment) == ("a1", 2, "slow")
-    assert await store.rating(cid) == rating
+    # Stored with its `rated` event line, which is not part of the rating itself.
+    (line,) = rating.events
+    assert (line.kind, line.author_role, line.body) == ("event", "system", "Rated 2/5 with a comment")
+    assert line.event == {"type": "rated", "score": 2, "comment_given": True}
+    assert await store.rating(cid) == msgspec.structs.replace(rating, events=())
     again, replaced = await store.save_rating(
         cid, visitor_id=vid, score=5, comment=None, now=NOW + 2
     )
-    assert replaced and await store.rating(cid) == again
+    assert again.events[0].event == {"type": "rated", "score": 5, "comment_given": False}
+    assert again.events[0].seq == line.seq + 1
+    assert replaced and await store.rating(cid) == msgspec.structs.replace(again, events=())
     assert await store.rating("gone") is None
 
 

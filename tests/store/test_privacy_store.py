@@ -205,6 +205,16 @@ async def test_linking_merges_the_visitors_anonymous_conversations(store: AnySto
     )
     assert account.verified_fields == ("email", "name")
     assert account.verified_by == "bankid" and account.verified_at == NOW
+    # Each merged conversation records it in a `verified` event line after its message.
+    assert sorted((m.conversation_id, m.seq) for m in account.events) == sorted(
+        [(first, 2), (second, 2)]
+    )
+    for line in account.events:
+        assert (line.kind, line.author_role, line.body) == ("event", "system", "Verified by BankID")
+        assert line.event == {"type": "verified", "idp": "bankid", "name": "Kari"}
+        assert [m.event for m in await store.messages_after(line.conversation_id, 1, 9)] == [
+            line.event
+        ]
     for cid in (first, second):
         c = await store.conversation(cid)
         assert c is not None and c.account_id == "acc-1"
@@ -218,7 +228,7 @@ async def test_linking_merges_the_visitors_anonymous_conversations(store: AnySto
     again, merged_again = await store.link_identity(
         "v1", claims("sub-1", name="Kari"), new_account_id="acc-unused", now=NOW + 1
     )
-    assert (again.id, merged_again) == ("acc-1", 0)
+    assert (again.id, merged_again, again.events) == ("acc-1", 0, ())
     assert await count(store, "accounts") == 1
 
 
@@ -259,7 +269,7 @@ async def test_a_second_visitor_of_the_same_person_sees_both(store: AnyStore) ->
             account_id="acc-1",
         )
     )
-    assert reply.seq == 2
+    assert reply.seq == 3  # after the message and the `verified` line of the merge
     subject = await store.subject("acc-1")
     assert subject is not None and set(subject.visitor_ids) == {"laptop", "phone"}
 
@@ -357,14 +367,16 @@ async def test_a_conversation_on_hold_is_kept_by_every_category(store: AnyStore)
     for cid in (held, free):
         await store.update_conversation(cid, now=OLD, status="resolved")
     await hold(store, conversation=held)
-    assert await store.retention_count("anonymous", CUTOFF) == {"conversations": 1, "messages": 1}
-    assert await store.retention_count("resolved", CUTOFF) == {"conversations": 1, "messages": 1}
-    assert total(await run_out(store, "resolved")) == {"conversations": 1, "messages": 1}
+    # Each has its message and the `resolved` event line.
+    both = {"conversations": 1, "messages": 2}
+    assert await store.retention_count("anonymous", CUTOFF) == both
+    assert await store.retention_count("resolved", CUTOFF) == both
+    assert total(await run_out(store, "resolved")) == both
     assert total(await run_out(store, "anonymous")) == {}
     assert await conversation_ids(store) == {held}
 
     await hold(store, conversation=held, on=False)
-    assert total(await run_out(store, "anonymous")) == {"conversations": 1, "messages": 1}
+    assert total(await run_out(store, "anonymous")) == both
     assert await conversation_ids(store) == set()
 
 
@@ -493,6 +505,23 @@ async def mixed_data(store: AnyStore, tmp_path: Path) -> None:
             "payload, status, created_at) VALUES (?, 'w1', 'message.created', ?, ?, ?, ?)",
             (delivery, conversation, "{}" if conversation else None, status, at),
         )
+    # Staff invitations: accepted, revoked and expired long ago go; a pending one (its
+    # link still works) and one accepted yesterday stay.
+    for n, (expires, used, revoked) in enumerate(
+        (
+            (OLD + 3 * DAY, OLD + DAY, None),
+            (OLD + 3 * DAY, None, OLD + DAY),
+            (OLD + 3 * DAY, None, None),
+            (NOW + 3 * DAY, None, None),
+            (NOW + 2 * DAY, RECENT, None),
+        )
+    ):
+        await execute(
+            store,
+            "INSERT INTO agent_invitations (id, email, name, role, token_hash, created_at, "
+            "expires_at, used_at, revoked_at) VALUES (?, ?, 'Invitee', 'agent', ?, ?, ?, ?, ?)",
+            (f"inv-{n}", f"i{n}@staff.example", f"hash-{n}", OLD, expires, used, revoked),
+        )
 
 
 async def test_each_categorys_count_is_what_its_run_removes(
@@ -512,6 +541,16 @@ async def test_each_categorys_count_is_what_its_run_removes(
         if real:
             removed_anything.add(category)
     assert removed_anything == set(RETENTION_CATEGORIES)
+
+
+async def test_invitations_go_once_ended_that_long_ago(store: AnyStore, tmp_path: Path) -> None:
+    """The ``invitations`` rule deletes invitations accepted, revoked or expired before the
+    cutoff; a pending one and one accepted after the cutoff stay."""
+    await mixed_data(store, tmp_path)
+    removed = total(await run_out(store, "invitations", NOW - 30 * DAY, limit=2))
+    assert removed == {"invitations": 3}
+    left = await rows(store, "SELECT id FROM agent_invitations ORDER BY id")
+    assert left == [("inv-3",), ("inv-4",)]
 
 
 async def test_a_dry_run_reports_what_the_real_run_then_removes(

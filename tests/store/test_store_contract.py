@@ -127,9 +127,13 @@ async def test_a_visitor_writing_again_reopens_a_resolved_conversation(store: An
     )
     assert not reply.reopened and reply.conversation_status == "resolved"
     back = await store.append_message(message(conv, "me again", at=T0 + 3 * SECOND))
-    assert back.reopened and back.conversation_status == "open" and back.seq == 3
+    # 1 hello, 2 the `resolved` line, 3 the agent; then this one and the `reopened` line.
+    assert back.reopened and back.conversation_status == "open" and back.seq == 4
+    [line] = back.events
+    assert (line.seq, line.kind, line.author_role) == (5, "event", "system")
+    assert line.event == {"type": "reopened", "by": None}
     got = await store.conversation(conv)
-    assert got.status == "open" and got.closed_at is None
+    assert got.status == "open" and got.closed_at is None and got.last_seq == 5
     assert got.last_message_at == T0 + 3 * SECOND and got.updated_at == T0 + 3 * SECOND
 
 
@@ -140,8 +144,9 @@ async def test_a_resolve_in_the_same_batch_as_a_message_wins(store: Any) -> None
         store.update_conversation(conv, now=T0 + 2, status="resolved"),
         store.append_message(message(conv, "two", role="agent", author="a", at=T0 + 3)),
     )
-    assert results[2].seq == 3 and results[2].conversation_status == "resolved"
-    assert results[1][1].last_seq == 2
+    # The resolve's event line takes seq 3, in the same transaction.
+    assert results[2].seq == 4 and results[2].conversation_status == "resolved"
+    assert results[1][1].last_seq == 3 and results[1][1].events[0].seq == 3
     assert (await store.conversation(conv)).status == "resolved"
 
 
@@ -309,3 +314,74 @@ async def test_stats_rows(store: Any) -> None:
     assert stats["first_responses"] == [5]
     assert stats["resolutions"] == [9]
     assert stats["devices"] == [("desktop", 1)]
+
+
+async def test_changes_are_recorded_as_event_messages(store: Any) -> None:
+    """Each change of assignee or status stores an event line (`kind: event`, by `system`)
+    in the conversation's seq order, with its data in `messages.event` and a sentence as
+    its body; tags alone make none. Event lines never count as the conversation's last
+    message, visitors' reads leave them out, and the stats' first response ignores them."""
+    await agent(store, "a1")
+    await agent(store, "a2")
+    ann = await store.agent("a1")
+    conv = await start(store, at=T0)
+    a1 = {"id": "a1", "name": "Agent a1"}
+    a2 = {"id": "a2", "name": "Agent a2"}
+    changes: list[tuple[dict[str, Any], Any]] = [
+        ({"assignee_id": "a1"}, None),
+        ({"assignee_id": "a2"}, ann),
+        ({"unassign": True}, ann),
+        ({"tags": ["vip"]}, ann),
+        ({"status": "pending"}, ann),
+        ({"status": "resolved", "assignee_id": "a1"}, ann),
+        ({"status": "resolved"}, ann),  # no change: no line
+        ({"status": "open"}, None),
+    ]
+    lines = []
+    for i, (change, actor) in enumerate(changes, start=1):
+        _, after = await store.update_conversation(conv, now=T0 + i, actor=actor, **change)
+        lines += after.events
+        assert after.last_seq == 1 + len(lines)
+    assert [(m.seq, m.kind, m.author_role, m.author_id) for m in lines] == [
+        (seq, "event", "system", None) for seq in range(2, 9)
+    ]
+    expected = [
+        ({"type": "assigned", "to": a1, "by": None}, "Assigned to Agent a1 automatically"),
+        (
+            {"type": "transferred", "from": a1, "to": a2, "by": a1},
+            "Transferred from Agent a1 to Agent a2 by Agent a1",
+        ),
+        ({"type": "unassigned", "from": a2, "by": a1}, "Unassigned from Agent a2 by Agent a1"),
+        ({"type": "status", "status": "pending", "by": a1}, "Marked pending by Agent a1"),
+        ({"type": "assigned", "to": a1, "by": a1}, "Assigned to Agent a1 by Agent a1"),
+        ({"type": "resolved", "by": a1}, "Resolved by Agent a1"),
+        ({"type": "reopened", "by": None}, "Reopened"),
+    ]
+    assert [(m.event, m.body) for m in lines] == expected
+    # Read back from the column, in order among the messages.
+    stored = await store.messages_after(conv, 0, 100)
+    assert [(m.event, m.body) for m in stored[1:]] == expected
+    assert stored[0].event is None and stored[0].kind == "text"
+    assert [m.seq for m in await store.messages_after(conv, 0, 100, include_notes=False)] == [1]
+    got = await store.conversation(conv)
+    assert got.last_seq == 8 and got.last_message_at == T0 and got.status == "open"
+    assert (await store.stats_rows(T0 - 1, T0 + SECOND))["first_responses"] == []
+
+
+async def test_an_event_line_never_reopens_nor_moves_the_last_message(store: Any) -> None:
+    """A rating stores its `rated` line in a resolved conversation: it stays resolved and
+    keeps its last_message_at; a visitor's message reopens it, its `reopened` line after."""
+    await agent(store, "a1")
+    conv = await start(store, at=T0)
+    await store.append_message(message(conv, "answer", role="agent", author="a1", at=T0 + 5))
+    await store.update_conversation(conv, now=T0 + 6, status="resolved")
+    rating, _ = await store.save_rating(conv, visitor_id="v1", score=4, comment=None, now=T0 + 9)
+    [line] = rating.events
+    assert (line.seq, line.body, line.event) == (
+        4,
+        "Rated 4/5",
+        {"type": "rated", "score": 4, "comment_given": False},
+    )
+    got = await store.conversation(conv)
+    assert (got.status, got.last_seq, got.last_message_at) == ("resolved", 4, T0 + 5)
+    assert got.updated_at == T0 + 6

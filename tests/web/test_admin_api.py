@@ -144,7 +144,7 @@ async def test_an_agent_changes_their_password(server: Server) -> None:
         )
         assert r.status_code == 200
         csrf = http.cookies["chatserver_csrf"]
-        change = {"current": "the old password", "new": "the new password"}
+        change = {"current": "the old password", "new": "a brand new passphrase"}
         r = await http.post("/console/password", json=change)
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"  # no CSRF token
         r = await http.post(
@@ -153,10 +153,14 @@ async def test_an_agent_changes_their_password(server: Server) -> None:
             headers={"X-CSRF-Token": csrf},
         )
         assert r.status_code == 403
-        r = await http.post(
-            "/console/password", json={**change, "new": "short"}, headers={"X-CSRF-Token": csrf}
-        )
-        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+        for weak in ("short", "kari.example", "password1234"):
+            r = await http.post(
+                "/console/password", json={**change, "new": weak}, headers={"X-CSRF-Token": csrf}
+            )
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert (error["code"], error["field"]) == ("weak_password", "new")
+            assert error["message"].startswith("The password is too")
         r = await http.post("/console/password", json=change, headers={"X-CSRF-Token": csrf})
         assert r.status_code == 204
     async with server.http() as http:
@@ -165,7 +169,8 @@ async def test_an_agent_changes_their_password(server: Server) -> None:
         )
         assert old.status_code == 401
         new = await http.post(
-            "/console/login", json={"email": "kari@example.no", "password": "the new password"}
+            "/console/login",
+            json={"email": "kari@example.no", "password": "a brand new passphrase"},
         )
         assert new.status_code == 200
 

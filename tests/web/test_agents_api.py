@@ -81,7 +81,14 @@ async def test_an_admin_cannot_lock_themselves_out(server: Server) -> None:
             "/api/v1/agents",
             {"email": "x@y.z", "name": "X", "password": "short"},
             400,
-            "bad_request",
+            "weak_password",
+        ),
+        (
+            "POST",
+            "/api/v1/agents",
+            {"email": "x@y.z", "name": "X", "password": "password123456"},
+            400,
+            "weak_password",
         ),
         (
             "POST",
@@ -128,7 +135,7 @@ async def test_agents_see_each_other_without_emails(server: Server) -> None:
     async with server.http(admin) as http:
         r = await http.post(
             "/api/v1/agents",
-            json={"email": "kari@example.no", "name": "Kari", "password": "long enough"},
+            json={"email": "kari@example.no", "name": "Kari", "password": "long enough pw"},
         )
         assert r.status_code == 201
     async with server.http(await server.token("agent")) as http:

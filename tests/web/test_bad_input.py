@@ -324,3 +324,218 @@ async def test_bad_agent_frame(tmp_path: Path, text: str, code: str, ref: str | 
         await agent.send(type="ping")
         await agent.until("pong")
         await bystander.still_works()
+
+
+# ---------------------------------------------------------------- HTTP bodies, field by field
+
+# What a message for people must never show: regular expressions, msgspec's paths.
+REGEX_BITS = ("^", "$.", "$`", "[a-z", "[^", "\\s", "regex", "`", "+$")
+CANNED = "/api/v1/canned-responses"
+HOURS = "/api/v1/business-hours"
+STRONG = "violet kayak mountain 42"
+
+# (name, method, path, body, field, reason, the message when it is exact)
+HTTP_BODIES: list[tuple[str, str, str, object, str | None, str, str | None]] = [
+    ("missing", "POST", CANNED, {"body": "x"}, "shortcut", "required", "shortcut is required"),
+    (
+        "wrong type",
+        "POST",
+        CANNED,
+        {"shortcut": 5, "body": "x"},
+        "shortcut",
+        "type",
+        "shortcut: expected a string, got a number",
+    ),
+    (
+        "too long",
+        "POST",
+        CANNED,
+        {"shortcut": "x" * 33, "body": "x"},
+        "shortcut",
+        "too_long",
+        "shortcut: too long (at most 32 characters)",
+    ),
+    (
+        "empty",
+        "POST",
+        CANNED,
+        {"shortcut": "", "body": "x"},
+        "shortcut",
+        "too_short",
+        "shortcut must not be empty",
+    ),
+    (
+        "pattern",
+        "POST",
+        CANNED,
+        {"shortcut": "Hello World!", "body": "x"},
+        "shortcut",
+        "pattern",
+        "shortcut: use only lower-case letters a to z, digits, hyphens and underscores",
+    ),
+    (
+        "unknown field",
+        "POST",
+        CANNED,
+        {"shortcut": "hi", "body": "x", "colour": "red"},
+        "colour",
+        "unknown_field",
+        "colour is not a known field (known: shortcut and body)",
+    ),
+    (
+        "email pattern",
+        "POST",
+        "/api/v1/agents",
+        {"email": "nope", "name": "X", "password": STRONG},
+        "email",
+        "pattern",
+        "email: expected an email address, like name@example.com",
+    ),
+    (
+        "not one of the values",
+        "POST",
+        "/api/v1/agents",
+        {"email": "a@b.example", "name": "X", "password": STRONG, "role": "root"},
+        "role",
+        "invalid",
+        "role: must be one of admin, agent or compliance",
+    ),
+    (
+        "a list item too long",
+        "PATCH",
+        "/api/v1/conversations/{cid}",
+        {"tags": ["x" * 51]},
+        "tags",
+        "too_long",
+        "tags: too long (at most 50 characters)",
+    ),
+    (
+        "too many items",
+        "PATCH",
+        "/api/v1/conversations/{cid}",
+        {"tags": ["a"] * 21},
+        "tags",
+        "too_long",
+        "tags: too many items (at most 20)",
+    ),
+    (
+        "nested pattern",
+        "PUT",
+        HOURS,
+        {"enabled": True, "weekly": {"monday": [{"start": "9", "end": "17:00"}]}},
+        "weekly.monday.start",
+        "pattern",
+        "weekly.monday.start: expected a time of day from 00:00 to 24:00, like 09:30",
+    ),
+    (
+        "nested missing",
+        "PUT",
+        HOURS,
+        {"enabled": True, "weekly": {"monday": [{"start": "09:00"}]}},
+        "weekly.monday.end",
+        "required",
+        "weekly.monday.end is required",
+    ),
+    (
+        "nested unknown field",
+        "PUT",
+        HOURS,
+        {"enabled": True, "weekly": {"funday": []}},
+        "weekly.funday",
+        "unknown_field",
+        None,
+    ),
+    (
+        "a list item's pattern",
+        "PUT",
+        HOURS,
+        {"enabled": True, "closed_dates": ["24.12.2026"]},
+        "closed_dates",
+        "pattern",
+        "closed_dates: expected dates like 2026-12-24",
+    ),
+    ("not an object", "POST", CANNED, ["shortcut"], None, "type", None),
+    (
+        "sign-in without password",
+        "POST",
+        "/console/login",
+        {"email": "a@b.example"},
+        "password",
+        "required",
+        "password is required",
+    ),
+    (
+        "sign-in email of the wrong type",
+        "POST",
+        "/console/login",
+        {"email": 5, "password": "x"},
+        "email",
+        "type",
+        "email: expected a string, got a number",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "reason", "message"),
+    [pytest.param(m, p, b, f, r, t, id=n) for n, m, p, b, f, r, t in HTTP_BODIES],
+)
+async def test_a_bad_body_names_its_field_in_words(
+    server: Server,
+    method: str,
+    path: str,
+    body: object,
+    field: str | None,
+    reason: str,
+    message: str | None,
+) -> None:
+    """A JSON body that does not fit gets ``bad_request`` with the field's path in the body
+    (list indexes left out), a stable ``reason``, and a sentence that shows no regular
+    expression and no ``$.`` path; nothing is changed."""
+    from tests.web.test_openapi import assert_conforms
+
+    admin = await server.token("admin")
+    async with server.visitor() as (visitor, _):
+        await visitor.send(type="send", client_msg_id="v", body="hi")
+        cid = (await visitor.until("ack"))["conversation_id"]
+    async with server.http(admin) as http:
+        before = (await http.get(CANNED)).json(), (await http.get(HOURS)).json()
+        r = await http.request(method, path.format(cid=cid), json=body)
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "bad_request"
+        assert error.get("field") == field and error["reason"] == reason, error
+        if message is not None:
+            assert error["message"] == message
+        assert not [bit for bit in REGEX_BITS if bit in error["message"]], error["message"]
+        if path == CANNED:
+            assert_conforms("post", "/canned-responses", 400, r.json())
+        assert ((await http.get(CANNED)).json(), (await http.get(HOURS)).json()) == before
+        conversation = await server.state.store.conversation(cid)
+        assert conversation is not None and conversation.tags == []
+
+
+async def test_errors_without_a_field_carry_neither_field_nor_reason(server: Server) -> None:
+    """Only an error about one field names one: a body that is not JSON, an unknown
+    conversation, a wrong token have just ``code`` and ``message``; a query parameter out of
+    range names the parameter."""
+    token = await server.token("agent")
+    async with server.visitor() as (visitor, _):
+        await visitor.send(type="send", client_msg_id="v", body="hi")
+        cid = (await visitor.until("ack"))["conversation_id"]
+    async with server.http(token) as http:
+        r = await http.post(
+            "/api/v1/conversations/x/messages",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400 and set(r.json()["error"]) == {"code", "message"}
+        r = await http.get("/api/v1/conversations/nope")
+        assert r.status_code == 404 and set(r.json()["error"]) == {"code", "message"}
+        r = await http.get(f"/api/v1/conversations/{cid}/messages?limit=0")
+        error = r.json()["error"]
+        assert (r.status_code, error["field"], error["reason"]) == (400, "limit", "range")
+        assert error["message"] == "limit must be between 1 and 500"
+    async with server.http("nope") as http:
+        r = await http.get("/api/v1/conversations")
+        assert r.status_code == 401 and set(r.json()["error"]) == {"code", "message"}

@@ -271,7 +271,8 @@ async def test_a_verified_visitor_gets_the_transcript_at_once_without_notes(
     tmp_path: Path, smtp: tuple[Inbox, int]
 ) -> None:
     """A verified visitor's ``transcript`` is answered ``sent`` and emailed to the account's
-    address straight away: their messages and the agent's replies, never an internal note."""
+    address straight away: their messages and the agent's replies, never an internal note
+    nor an event line."""
     inbox, port = smtp
     async with running_server(mail_settings(tmp_path, port)) as server:
         agent = await server.token("agent", name="Agnes Agent")
@@ -284,6 +285,9 @@ async def test_a_verified_visitor_gets_the_transcript_at_once_without_notes(
             cid = (await send(visitor, "Where is my parcel?"))["conversation_id"]
             await agent_says(server, agent, cid, "It left the warehouse today.", "text")
             await agent_says(server, agent, cid, "INTERNAL: customer is grumpy", "note")
+            async with server.http(agent) as http:  # an event line, for agents only too
+                r = await http.patch(f"/api/v1/conversations/{cid}", json={"status": "pending"})
+                assert r.status_code == 200, r.text
             answer = await transcript(visitor, conversation_id=cid)
             assert answer == {
                 "type": "transcript_requested",
@@ -298,6 +302,7 @@ async def test_a_verified_visitor_gets_the_transcript_at_once_without_notes(
             assert "It left the warehouse today." in part
             assert "Agnes Agent" in part and "You" in part
             assert "INTERNAL" not in part and "grumpy" not in part
+            assert "Marked pending" not in part
         await outbox_until(server, lambda o: o.sent == 1)
         assert confirmation_rows(server) == []  # nothing to confirm for a verified address
 

@@ -109,7 +109,8 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
         ):
             assert welcome["visitor_id"] != ""
             summary = welcome["conversations"]
-            assert [c["id"] for c in summary] == [conversation] and summary[0]["last_seq"] == 4
+            # The merge's `verified` event line (seq 4, agents only) came before SECRETS[1].
+            assert [c["id"] for c in summary] == [conversation] and summary[0]["last_seq"] == 5
             await phone.send(type="resume", conversation_id=conversation, after_seq=0)
             replay = []
             while (frame := await phone.recv())["type"] != "resumed":
@@ -153,10 +154,18 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
                 (1, "text", "visitor", SECRETS[0]),
                 (2, "text", "agent", "Sorry to hear! Checking."),
                 (3, "note", "agent", "VIP?"),
-                (4, "text", "visitor", SECRETS[1]),
-                (5, "text", "visitor", SECRETS[2]),
+                (4, "event", "system", "Verified by BankID"),
+                (5, "text", "visitor", SECRETS[1]),
+                (6, "text", "visitor", SECRETS[2]),
             ]
             assert thread["messages"][1]["author"]["name"] == "Agnes Agent"
+            # The event line of the merge, with what it recorded.
+            assert thread["messages"][3]["event"] == {
+                "type": "verified",
+                "idp": "bankid",
+                "name": NAME,
+            }
+            assert all("event" not in m for i, m in enumerate(thread["messages"]) if i != 3)
             assert all(m["ts"].endswith("Z") for m in thread["messages"])
             assert "zzstranger" not in json.dumps(export)
             assert len(export["sessions"]) == 3  # anonymous tab, verified tab, phone
@@ -232,7 +241,8 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
                 assert r.json()["error"]["code"] == "conflict"
                 await http.put(f"/api/v1/subjects/{subject_id}/legal-hold", json={"hold": False})
                 released = await _retention(http, dry_run=True)
-                assert released["resolved"] == {"conversations": 1, "messages": 5}
+                # Its five messages and two event lines (verified, resolved).
+                assert released["resolved"] == {"conversations": 1, "messages": 7}
                 # A fresh export left on disk, for erasure to find.
                 r = await http.get(f"/api/v1/subjects/{subject_id}/export?format=zip")
                 assert r.status_code == 200
@@ -247,7 +257,7 @@ async def test_a_persons_whole_life(tmp_path: Path) -> None:
                 erased = r.json()
                 assert erased["already_erased"] is False
                 assert erased["erased"]["conversations"] == 1
-                assert erased["erased"]["messages"] == 5
+                assert erased["erased"]["messages"] == 7  # with the two event lines
                 assert erased["erased"]["visitors"] == 2  # the browser and the phone
                 again = (await http.post(f"/api/v1/subjects/{subject_id}/erasure")).json()
                 assert again["already_erased"] is True

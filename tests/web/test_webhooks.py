@@ -275,7 +275,7 @@ async def test_every_event_carries_its_documented_payload_and_nothing_more(
                 "id": conversation,
                 "status": "resolved",
                 "assignee_id": resolved["assignee"]["id"] if resolved["assignee"] else None,
-                "last_seq": 3,
+                "last_seq": 4,  # with the `resolved` event line, which is no message.created
                 "resolved_at": resolved["closed_at"],
             }
         }
