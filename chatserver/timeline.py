@@ -22,10 +22,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from chatserver.clock import uuid7
+from chatserver.store.models import NewMessage
+
 if TYPE_CHECKING:
     from chatserver.store.models import Agent, Conversation
 
 EventLine = tuple[dict[str, Any], str]  # (the event's data, the message body)
+
+
+def event_message(conversation_id: str, line: EventLine, at: int) -> NewMessage:
+    """The message that stores an event line: the system's, in the conversation's seq
+    order like any message (both stores append it in the change's own transaction)."""
+    event, body = line
+    return NewMessage(
+        message_id=uuid7(at),
+        author_role="system",
+        author_id=None,
+        kind="event",
+        body=body,
+        created_at=at,
+        conversation_id=conversation_id,
+        event=event,
+    )
+
 
 # How a few identity providers' ``idp`` values read in a sentence; others as they are.
 IDP_NAMES = {

@@ -26,7 +26,6 @@ import asyncpg
 import msgspec
 
 from chatserver import timeline
-from chatserver.clock import uuid7
 from chatserver.errors import BadRequest, Conflict, NotFound
 from chatserver.store.models import Conversation, NewMessage, StoredMessage
 from chatserver.store.pg_attachments import MESSAGE_ATTACHMENTS, claim_attachments
@@ -193,21 +192,7 @@ async def append_event(
 ) -> StoredMessage:
     """Store an event message (``chatserver.timeline``) in this transaction, in the
     conversation's seq order like any message."""
-    event, body = line
-    return await append_message(
-        conn,
-        tx,
-        NewMessage(
-            message_id=uuid7(at),
-            author_role="system",
-            author_id=None,
-            kind="event",
-            body=body,
-            created_at=at,
-            conversation_id=conversation_id,
-            event=event,
-        ),
-    )
+    return await append_message(conn, tx, timeline.event_message(conversation_id, line, at))
 
 
 async def _stored_by_client_id(

@@ -18,10 +18,12 @@ from chatserver.store.pg_attachments import affected
 from chatserver.store.pg_privacy import numbered
 from chatserver.store.sqlite_staff import (
     DROP_UNSENT,
+    INSERT_INVITATION,
     INVITATION_COLUMNS,
     PENDING,
     StaffReads,
     email_taken,
+    invitation_params,
 )
 
 if TYPE_CHECKING:
@@ -55,20 +57,7 @@ class PgStaff(StaffReads):
                 inv.created_at,
             )
             await conn.execute(numbered(DROP_UNSENT), email.recipient)
-            await conn.execute(
-                f"INSERT INTO agent_invitations ({INVITATION_COLUMNS}, token_hash) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                inv.id,
-                inv.email,
-                inv.name,
-                inv.role,
-                inv.invited_by,
-                inv.created_at,
-                inv.expires_at,
-                inv.used_at,
-                inv.revoked_at,
-                token_hash,
-            )
+            await conn.execute(numbered(INSERT_INVITATION), *invitation_params(inv, token_hash))
             await _insert(conn, [email])
             return inv
 

@@ -19,7 +19,6 @@ import aiosqlite
 import msgspec
 
 from chatserver import timeline
-from chatserver.clock import uuid7
 from chatserver.errors import BadRequest, Conflict, NotFound, Unavailable
 from chatserver.store.migrations import MIGRATIONS
 from chatserver.store.models import (
@@ -870,21 +869,7 @@ def append_event(
 ) -> StoredMessage:
     """Store an event message (``chatserver.timeline``) in this transaction, in the
     conversation's seq order like any message."""
-    event, body = line
-    return _append_message(
-        conn,
-        tx,
-        NewMessage(
-            message_id=uuid7(at),
-            author_role="system",
-            author_id=None,
-            kind="event",
-            body=body,
-            created_at=at,
-            conversation_id=conversation_id,
-            event=event,
-        ),
-    )
+    return _append_message(conn, tx, timeline.event_message(conversation_id, line, at))
 
 
 def _stored_by_client_id(

@@ -29,6 +29,17 @@ INVITATION_COLUMNS = (
 )
 # An invitation whose link still works at ``?`` (now).
 PENDING = "used_at IS NULL AND revoked_at IS NULL AND expires_at > ?"
+INSERT_INVITATION = (
+    f"INSERT INTO agent_invitations ({INVITATION_COLUMNS}, token_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def invitation_params(inv: Invitation, token_hash: str) -> tuple[Any, ...]:
+    """The values for ``INSERT_INVITATION``, in its column order (only the hash is kept)."""
+    return (*msgspec.structs.astuple(inv), token_hash)
+
+
 # Unsent invitation emails to an address (revoked or replaced: the link no longer works).
 DROP_UNSENT = "DELETE FROM mail_outbox WHERE kind = 'invitation' AND recipient = ?"
 
@@ -95,22 +106,7 @@ class SQLiteStaff(StaffReads):
                 (inv.created_at, inv.email, inv.created_at),
             )
             conn.execute(DROP_UNSENT, (email.recipient,))
-            conn.execute(
-                f"INSERT INTO agent_invitations ({INVITATION_COLUMNS}, token_hash) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    inv.id,
-                    inv.email,
-                    inv.name,
-                    inv.role,
-                    inv.invited_by,
-                    inv.created_at,
-                    inv.expires_at,
-                    inv.used_at,
-                    inv.revoked_at,
-                    token_hash,
-                ),
-            )
+            conn.execute(INSERT_INVITATION, invitation_params(inv, token_hash))
             _insert(conn, [email])
             return inv
 

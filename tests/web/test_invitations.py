@@ -40,7 +40,7 @@ STRONG = "violet kayak mountain 42"
 DEFAULT_PREFERENCES = {
     "language": None,
     "sound": True,
-    "desktop": False,
+    "desktop": True,
     "notify": {"new_conversation": True, "new_message_mine": True, "assigned_to_me": True},
 }
 
