@@ -5,7 +5,7 @@
 
 import { attachmentList } from "./attachments.js";
 import { ApiError, $, api, button, el, enc, errorText, hooks, linkify, row, safeLink, time } from "./core.js";
-import { ratingNote } from "./csat.js";
+import { ratingNote, whenInZone } from "./csat.js";
 import { setLanguage, t, tn, translatePage } from "./i18n.js";
 import { PAGES, ctx, pageError } from "./pages.js";
 import { Uploads } from "./uploads.js";
@@ -244,6 +244,7 @@ function applyPreferences(prefs) {
     renderConn();
     renderList();
     renderCounts();
+    renderHours();
     if (state.selected) {
       renderHead();
       rerenderThread();
@@ -277,7 +278,11 @@ function start(agent, prefs) {
   connect();
   clearInterval(state.poll);
   // Frames carry what changed; the list (times, previews, counts) is re-read now and then.
-  state.poll = setInterval(() => loadList(), 30000);
+  state.poll = setInterval(() => {
+    loadList();
+    loadHours();
+  }, 30000);
+  loadHours();
 }
 
 // ------------------------------------------------------------------ routing
@@ -383,6 +388,32 @@ async function loadList(more) {
   } finally {
     if (gen === listGen) $("conversations").setAttribute("aria-busy", "false");
   }
+}
+
+// Outside business hours the inbox says so, and when the chat opens (in the schedule's
+// zone, with the agent's own time beside it).
+async function loadHours() {
+  let h;
+  try {
+    h = await api("GET", "/api/v1/business-hours");
+  } catch {
+    $("hours-line").hidden = true;
+    return;
+  }
+  state.hours = h;
+  renderHours();
+}
+
+function renderHours() {
+  const h = state.hours;
+  const line = $("hours-line");
+  if (!h || !h.enabled || h.open_now) {
+    line.hidden = true;
+    return;
+  }
+  line.textContent =
+    t("hours.closed_now") + (h.next_change ? " · " + t("hours.opens", { when: whenInZone(h.next_change, h.time_zone) }) : "");
+  line.hidden = false;
 }
 
 async function loadCounts() {

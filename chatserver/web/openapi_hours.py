@@ -68,7 +68,8 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "getBusinessHours",
             "summary": "The business hours, whether it is open now and when that next changes "
-            "(admin). Without a saved schedule: not enabled, always open.",
+            "(agent: every agent reads them, only admins change them). Without a saved "
+            "schedule: not enabled, always open.",
             "responses": {
                 "200": json_answer(ref("BusinessHours"), "The schedule."),
                 **errors(*AUTH),

@@ -11,9 +11,12 @@ socket (tests/browser/test_console.py's Visitor). Every wait is on a condition.
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import urllib.request
 import uuid
+import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -421,15 +424,18 @@ def test_offline_the_console_says_so_queues_replies_and_delivers_them_once(
 def test_business_hours_are_shown_in_the_schedule_zone_with_local_time_beside(
     server: ChatServer, new_context: NewContext
 ) -> None:
+    # Open every day 09:00-17:00 in Auckland, but closed today and the next two days
+    # there: closed now, whatever the hour, and opening at 09:00 Auckland time.
     week = {
         d: [{"start": "09:00", "end": "17:00"}]
-        for d in ("monday", "tuesday", "wednesday", "thursday", "friday")
+        for d in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
     }
-    week.update(saturday=[], sunday=[])
+    today = datetime.datetime.now(zoneinfo.ZoneInfo("Pacific/Auckland")).date()
+    closed = [str(today + datetime.timedelta(days=n)) for n in range(3)]
     server.api(
         "PUT",
         "/business-hours",
-        {"enabled": True, "time_zone": "Pacific/Auckland", "weekly": week, "closed_dates": []},
+        {"enabled": True, "time_zone": "Pacific/Auckland", "weekly": week, "closed_dates": closed},
     )
     try:
         page = new_context(viewport=DESKTOP, timezone_id="Europe/Oslo").new_page()
@@ -437,9 +443,15 @@ def test_business_hours_are_shown_in_the_schedule_zone_with_local_time_beside(
         status = page.locator("#hours-status")
         expect(status).to_contain_text("Pacific/Auckland")
         expect(status).to_contain_text("your time")
-        expect(status).to_contain_text(
-            "09:00" if "opens" in (status.text_content() or "") else "17:00"
-        )
+        expect(status).to_contain_text("Closed now")
+        expect(status).to_contain_text(re.compile(r"opens .*09:00( AM)? Pacific/Auckland"))
+        # Every agent sees in the inbox when the closed chat opens, in the schedule's zone.
+        agent = new_agent(server)
+        inbox = new_context(viewport=DESKTOP, timezone_id="Europe/Oslo").new_page()
+        sign_in(inbox, server, agent["email"], agent["password"])
+        line = inbox.locator("#hours-line")
+        expect(line).to_contain_text("Closed now · opens")
+        expect(line).to_contain_text(re.compile(r"09:00( AM)? Pacific/Auckland \(.* your time\)"))
     finally:
         server.api(
             "PUT",

@@ -80,18 +80,25 @@ async def test_without_a_schedule_the_desk_is_always_open(server: Server) -> Non
         assert welcome["open_now"] is True
 
 
-async def test_only_admins_read_and_change_the_hours(server: Server) -> None:
-    """No token: 401; an agent or a compliance officer: 403, for reading and for saving."""
+async def test_agents_read_the_hours_and_only_admins_change_them(server: Server) -> None:
+    """No token: 401; an agent reads them (the console shows when the chat opens) but
+    cannot save; a compliance officer does neither: 403."""
     async with server.http() as nobody:
         for method in ("GET", "PUT"):
             r = await nobody.request(method, "/api/v1/business-hours", json=OFFICE)
             assert (r.status_code, r.json()["error"]["code"]) == (401, "unauthorized")
-    for role in ("agent", "compliance"):
-        async with server.http(await server.token(role)) as http:
-            for method in ("GET", "PUT"):
-                r = await http.request(method, "/api/v1/business-hours", json=OFFICE)
-                assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
-                assert_conforms(method.lower(), "/business-hours", 403, r.json())
+    async with server.http(await server.token("agent")) as http:
+        r = await http.get("/api/v1/business-hours")
+        assert r.status_code == 200
+        assert_conforms("get", "/business-hours", 200, r.json())
+        r = await http.put("/api/v1/business-hours", json=OFFICE)
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+        assert_conforms("put", "/business-hours", 403, r.json())
+    async with server.http(await server.token("compliance")) as http:
+        for method in ("GET", "PUT"):
+            r = await http.request(method, "/api/v1/business-hours", json=OFFICE)
+            assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+            assert_conforms(method.lower(), "/business-hours", 403, r.json())
     assert (await get(server))["enabled"] is False
 
 
