@@ -597,18 +597,24 @@ function upsertConversation(f) {
   scheduleRefresh(); // the API has the fields a frame lacks (visitor, preview, unread)
 }
 
-// Follow the conversations assigned to me, for unread counts and notifications.
+// Follow every conversation in the list that still waits (open or pending), so its
+// preview, time and unread count move as messages arrive; resolved ones are let go.
+const WATCH_MAX = 200;
 function watchMine() {
   if (!state.me) return;
+  const want = new Set();
   for (const c of state.convs.values()) {
-    const mine = c.assignee && c.assignee.id === state.me.id && c.status !== "resolved";
-    if (mine && !state.watched.has(c.id)) {
-      state.watched.add(c.id);
-      if (c.id !== state.selected) send({ type: "watch", conversation_id: c.id });
-    } else if (!mine && state.watched.has(c.id)) {
-      state.watched.delete(c.id);
-      if (c.id !== state.selected) send({ type: "unwatch", conversation_id: c.id });
-    }
+    if (c.status !== "resolved" && want.size < WATCH_MAX) want.add(c.id);
+  }
+  for (const id of want) {
+    if (state.watched.has(id)) continue;
+    state.watched.add(id);
+    if (id !== state.selected) send({ type: "watch", conversation_id: id });
+  }
+  for (const id of [...state.watched]) {
+    if (want.has(id)) continue;
+    state.watched.delete(id);
+    if (id !== state.selected) send({ type: "unwatch", conversation_id: id });
   }
 }
 
@@ -1513,9 +1519,13 @@ function onFrame(f) {
           ts: f.ts,
           attachments: (f.attachments || []).length,
         };
-        if (f.conversation_id !== state.selected) c.unread = (c.unread || 0) + 1;
+        const own = f.author && f.author.role === "agent" && state.me && f.author.id === state.me.id;
+        if (f.conversation_id !== state.selected && !own) {
+          c.unread = (c.unread || 0) + 1;
+          clearTimeout(state.countsTimer);
+          state.countsTimer = setTimeout(loadCounts, 1000); // the tab's total
+        }
         renderList();
-        scheduleRefresh(1500);
       }
       const mine = c && c.assignee && state.me && c.assignee.id === state.me.id;
       if (mine && f.author && f.author.role === "visitor" && (f.conversation_id !== state.selected || document.hidden) && state.prefs.notify.new_message_mine) {

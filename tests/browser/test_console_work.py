@@ -134,6 +134,11 @@ def test_inbox_rows_say_who_what_and_when_and_the_tab_counts_unread(
         expect(page.locator("#favicon")).to_have_attribute("data-unread", "3")
         assert page.title().startswith("(3) ")
 
+        # Live, not on the next reading: a new message moves the row's preview and count.
+        anon.say("Any news?")
+        expect(row.locator(".inbox-preview")).to_have_text("Any news?")
+        expect(row.locator(".inbox-unread")).to_have_text("2")
+        expect(page.locator("#favicon")).to_have_attribute("data-unread", "4")
         # A note shows as a note; the agent's reply as the agent's.
         server.reply(anon.cid, "Checked with the carrier\nmore text", kind="note")
         page.reload()
@@ -144,10 +149,10 @@ def test_inbox_rows_say_who_what_and_when_and_the_tab_counts_unread(
         expect(item(page, anon.cid).locator('.inbox-preview[data-kind="note"]')).to_be_visible()
 
         # Counts per view: taking one moves it from Unassigned to Mine.
-        # Another agent's note is news to this one: 2 unread there, 2 here.
-        expect(page.locator("#favicon")).to_have_attribute("data-unread", "4")
+        # Another agent's note is news to this one: 3 unread there, 2 here.
+        expect(page.locator("#favicon")).to_have_attribute("data-unread", "5")
         item(page, kari.cid).click()
-        expect(page.locator("#favicon")).to_have_attribute("data-unread", "2")
+        expect(page.locator("#favicon")).to_have_attribute("data-unread", "3")
         page.locator("#assign").click()
         expect(item(page, kari.cid).locator(".inbox-meta")).to_have_text("Assigned to Ola Agent")
         expect(page.locator('#view-filter option[value="me"]')).to_have_text("Mine (1)")
