@@ -189,6 +189,18 @@ def chatserver_env(data_dir: Path, sync: str) -> dict[str, str]:
 
 
 def create_agent_token(env: dict[str, str], timeout: float = 60.0) -> str:
+    # `token create` refuses a store that does not exist: make it first.
+    migrate = subprocess.run(
+        [PYTHON, "-m", "chatserver", "migrate"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if migrate.returncode != 0:
+        raise RuntimeError(f"`chatserver migrate` failed: {migrate.stderr.strip()[-1500:]}")
     argv = [PYTHON, "-m", "chatserver", "token", "create", "--role", "agent", "--name", "bench"]
     res = subprocess.run(
         argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False

@@ -2,7 +2,8 @@
 ``cli_privacy``).
 
 Every command that touches the store applies pending migrations first (opening
-the store does).
+the store does). Only ``serve`` and ``migrate`` create a store; the others refuse
+one that does not exist (``cli_store``), with exit status 2.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chatserver import __version__, cli_privacy, passwords
+from chatserver import __version__, cli_privacy, cli_store, logs, passwords
 from chatserver.auth import ROLES, hash_password, new_token, token_hash
 from chatserver.broker import is_redis
 from chatserver.clock import Clock, uuid7
@@ -27,6 +28,9 @@ from chatserver.store import store_from_url
 from chatserver.store.base import Store
 
 DEMO_EMAIL = "demo@example.com"
+# Commands that work on an existing store and refuse to make one (``serve`` and
+# ``migrate`` create it): see ``cli_store``.
+NEEDS_A_STORE = ("agent", "token", *cli_privacy.COMMANDS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, OSError) as exc:
         print(f"chatserver: {exc}", file=sys.stderr)
         return 2
+    if args.command in NEEDS_A_STORE:
+        try:
+            cli_store.require_existing(settings, uses_data_dir=args.command in cli_privacy.COMMANDS)
+        except cli_store.MissingStore as exc:
+            print(f"chatserver: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # a PostgreSQL server that cannot be reached
+            shown = cli_store.describe(settings.store_url)
+            print(f"chatserver: cannot reach the store {shown}: {exc}", file=sys.stderr)
+            return 1
     try:
         if args.command == "serve":
             if args.workers is not None:
@@ -263,7 +277,7 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
         worker.hand_over(settings, demo=demo, extra_origins=extra)
         app = "chatserver.web.worker:app"
     else:
-        app = create_app(settings, demo=demo, extra_origins=extra)
+        app = logs.with_access_log(create_app(settings, demo=demo, extra_origins=extra), settings)
     uvicorn.run(
         app,
         factory=workers > 1,
@@ -279,7 +293,9 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> int:
         lifespan="on",
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
-        access_log=settings.access_log,
+        # No line of uvicorn's names a client; our own access log, if on, truncates IPs.
+        log_config=logs.log_config(settings),
+        access_log=False,
         server_header=False,
     )
     return 0

@@ -1,6 +1,7 @@
 """The privacy commands of ``chatserver``: retention, export, erase, audit, subjects, policy.
 
-Each opens the store itself (applying migrations), acts through the same
+Each refuses a store that does not exist (``cli.main`` checks it with
+``cli_store``), opens the store itself (applying migrations), acts through the same
 ``Privacy`` object the API uses, and is audited as the operator at the
 command line (``operator:<login name>``).
 """
@@ -22,6 +23,7 @@ from typing import Any
 import msgspec
 
 from chatserver.broker import broker_from_url, is_redis
+from chatserver.cli_store import describe
 from chatserver.clock import Clock
 from chatserver.config import Settings
 from chatserver.hub.hub import erased_event
@@ -157,11 +159,12 @@ async def _erase(privacy: Privacy, args: argparse.Namespace) -> int:
 
 async def _audit(privacy: Privacy, args: argparse.Namespace) -> int:
     report = await privacy.verify_audit()
+    checked = describe(privacy.settings.store_url)  # which database: never a guess
     if report.ok:
-        print(f"audit log intact: {report.entries} entries")
+        print(f"audit log of {checked} intact: {report.entries} entries")
         return 0
     print(
-        f"audit log BROKEN at entry {report.broken_at}: {report.problem}",
+        f"audit log of {checked} BROKEN at entry {report.broken_at}: {report.problem}",
         file=sys.stderr,
     )
     return 1

@@ -248,10 +248,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "access_log",
-        bool,
-        False,
-        "Log every HTTP request (client IP, path and query) — off by default: that is "
-        "personal data.",
+        str,
+        "off",
+        "`off`: no log line names a client. `truncated`: a line per HTTP request and socket "
+        "handshake with the method, the path without its query string, the status and the "
+        "client's IP truncated as retention truncates it (IPv4 to /24, IPv6 to /48).",
+        choices=("off", "truncated"),
     ),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     Setting(

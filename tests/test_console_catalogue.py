@@ -1,4 +1,4 @@
-"""The agent console's string catalogues (agent_console/static/i18n/{en,nb,nn}.js), no
+"""The agent console's string catalogues (chatserver/web/static/console/static/i18n/{en,nb,nn}.js), no
 browser: node loads the three ES modules and this test checks that
 
 * the three have the same keys, every value is a non-empty string, each value names the
@@ -32,7 +32,7 @@ import pytest
 import chatserver.errors
 
 ROOT = Path(__file__).resolve().parents[1]
-CONSOLE = ROOT / "agent_console"
+CONSOLE = ROOT / "chatserver" / "web" / "static" / "console"
 STATIC = CONSOLE / "static"
 I18N = STATIC / "i18n"
 LANGS = ("en", "nb", "nn")

@@ -1,4 +1,4 @@
-"""The widget's string catalogues (widget/widget.js, ``STRINGS``) all have the same keys:
+"""The widget's string catalogues (chatserver/web/static/widget/widget.js, ``STRINGS``) all have the same keys:
 a string missing from one language would show as "undefined" in the widget, and an extra
 one is a typo or a leftover. Node evaluates the catalogue literal itself (no regex over
 JavaScript), then compares every catalogue with English."""
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-WIDGET = Path(__file__).resolve().parents[1] / "widget" / "widget.js"
+WIDGET = Path(__file__).resolve().parents[1] / "chatserver" / "web" / "static" / "widget" / "widget.js"
 LANGUAGES = ("en", "nb", "nn")
 # The literal runs from `var STRINGS = {` to the first `};` at its own indentation.
 LITERAL = re.compile(
@@ -41,7 +41,7 @@ def catalogues() -> dict[str, dict[str, Any]]:
             pytest.fail(message)
         pytest.skip(message)
     match = LITERAL.search(WIDGET.read_text(encoding="utf-8"))
-    assert match, "no `var STRINGS = {...};` in widget/widget.js"
+    assert match, "no `var STRINGS = {...};` in chatserver/web/static/widget/widget.js"
     done = subprocess.run(
         [node, "-e", NODE],
         input=match["body"],

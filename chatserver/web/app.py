@@ -47,6 +47,7 @@ from chatserver.web import (
     api_webhooks,
     assets,
     console,
+    front,
     ops,
 )
 from chatserver.web.errors import on_chat_error, on_http_exception, on_unexpected
@@ -221,6 +222,7 @@ def create_app(
         *api_invitations.console_routes,
         *mail_web.routes,
         *assets.routes(demo=demo),
+        *front.routes(demo=demo),
     ]
     return ChatApp(
         sockets={"/ws/visitor": VisitorEndpoint(), "/ws/agent": AgentEndpoint()},

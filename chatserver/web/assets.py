@@ -1,18 +1,36 @@
-"""The widget script, the agent console and the demo host page."""
+"""The widget script, the agent console and the demo host page.
+
+They ship inside the package (``chatserver/web/static/``) and are found with
+``importlib.resources``, so an installed wheel serves them as a checkout does.
+"""
 
 from __future__ import annotations
 
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-WIDGET_DIR = ROOT / "widget"
-CONSOLE_DIR = ROOT / "agent_console"
+from chatserver.web import compressed
+
+STATIC: Traversable = files("chatserver.web") / "static"
+WIDGET_DIR = STATIC / "widget"
+CONSOLE_DIR = STATIC / "console"
+
+
+def directory(resource: Traversable) -> Path:
+    """A resource folder as a path on disk (what StaticFiles and FileResponse need).
+
+    Every way this package is installed (wheel, sdist, editable) unpacks it on
+    disk; a zipped install would have to be extracted first, and is refused here.
+    """
+    if not isinstance(resource, Path) or not resource.is_dir():
+        raise RuntimeError(f"chatserver's static files are not on disk: {resource}")
+    return resource
 
 DEMO_PAGE = """<!doctype html>
 <html lang="en">
@@ -20,6 +38,7 @@ DEMO_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>chatserver demo: a customer's web page</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <style>
   body { font: 16px/1.5 system-ui, sans-serif; max-width: 42rem;
          margin: 3rem auto; padding: 0 1rem; }
@@ -57,19 +76,48 @@ for a made-up person; chats you had before signing in are merged into the accoun
 """
 
 
-async def widget_js(request: Request) -> Response:
-    return FileResponse(
-        WIDGET_DIR / "widget.js",
-        media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
-    )
+# /widget.js is what customers embed: short-cached, so a new release reaches their pages
+# within minutes. /widget.<hash>.js names one version and never changes.
+WIDGET_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+SHORT_CACHE = "public, max-age=300"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def widget() -> compressed.Asset:
+    """The widget script, compressed (once per process, again only if the file changed)."""
+    return compressed.load(directory(WIDGET_DIR) / "widget.js")
+
+
+def widget_url() -> str:
+    """The versioned address of the widget: ``/widget.<hash>.js``."""
+    return f"/widget.{widget().short_hash}.js"
 
 
 def routes(*, demo: bool) -> list[Any]:
+    script = widget()  # compressed now, at start-up, not on the first request
+    console = directory(CONSOLE_DIR)
+    index = compressed.load(console / "index.html")
+
+    async def widget_js(request: Request) -> Response:
+        return script.response(request, {**WIDGET_HEADERS, "Cache-Control": SHORT_CACHE})
+
+    async def versioned_widget_js(request: Request) -> Response:
+        if request.path_params["digest"] != script.short_hash:
+            # An older (or unknown) version: the current one, not a broken page.
+            return RedirectResponse("/widget.js", status_code=307, headers=WIDGET_HEADERS)
+        return script.response(request, {**WIDGET_HEADERS, "Cache-Control": IMMUTABLE})
+
+    async def console_page(request: Request) -> Response:
+        return index.response(request, {"Cache-Control": "no-cache"})
+
     result: list[Any] = [
         Route("/widget.js", widget_js, methods=["GET"]),
-        Route("/console", _console, methods=["GET"]),
-        Mount("/console/static", app=StaticFiles(directory=CONSOLE_DIR / "static"), name="console"),
+        Route("/widget.{digest}.js", versioned_widget_js, methods=["GET"]),
+        Route("/console", console_page, methods=["GET"]),
+        Mount("/console/static", app=compressed.Folder(console / "static"), name="console"),
     ]
     if demo:
         result.append(Route("/demo", _demo, methods=["GET"]))
@@ -78,12 +126,9 @@ def routes(*, demo: bool) -> list[Any]:
     return result
 
 
-async def _console(request: Request) -> Response:
-    return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html")
-
-
 DEMO_PRIVACY = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Privacy notice (demo)</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Privacy notice (demo)</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml"></head>
 <body style="font: 16px/1.5 system-ui, sans-serif; max-width: 42rem; margin: 3rem auto">
 <h1>Privacy notice, version 2019-06-01 (demo)</h1>
 <p>This stands in for the operator's own privacy statement. The chat keeps the

@@ -11,8 +11,9 @@ import json
 import os
 from typing import Any
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
+from chatserver import logs
 from chatserver.config import Settings
 from chatserver.web.app import create_app
 
@@ -26,8 +27,12 @@ def hand_over(settings: Settings, *, demo: bool, extra_origins: tuple[str, ...])
     )
 
 
-def app() -> Starlette:
-    """uvicorn's factory, called once in each worker."""
+def app() -> ASGIApp:
+    """uvicorn's factory, called once in each worker (with the access log, if it is on:
+    uvicorn applies the parent's ``logs.log_config`` in each worker)."""
     data: dict[str, Any] = json.loads(os.environ[ENV])
     settings = Settings.from_mapping(data["values"])
-    return create_app(settings, demo=bool(data["demo"]), extra_origins=tuple(data["extra_origins"]))
+    built = create_app(
+        settings, demo=bool(data["demo"]), extra_origins=tuple(data["extra_origins"])
+    )
+    return logs.with_access_log(built, settings)

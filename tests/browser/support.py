@@ -39,7 +39,7 @@ from websockets.sync.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-WIDGET = ROOT / "widget" / "widget.js"
+WIDGET = ROOT / "chatserver" / "web" / "static" / "widget" / "widget.js"
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -63,8 +63,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def artifacts_dir() -> Path:
-    path = Path(os.environ.get("CHATSERVER_ARTIFACTS") or HERE / "artifacts")
+def artifacts_dir(folder: str = "") -> Path:
+    """Where screenshots go (made if missing), or a folder of its own in there."""
+    path = Path(os.environ.get("CHATSERVER_ARTIFACTS") or HERE / "artifacts") / folder
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -62,11 +62,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
 
 
 class Visitor(SocketClient):
-    """A visitor on a raw visitor socket."""
+    """A visitor on a raw visitor socket, from the server's own origin unless told."""
 
-    def __init__(self, server: ChatServer, *, title: str = "Shop", ua: str = DESKTOP_UA) -> None:
+    def __init__(
+        self,
+        server: ChatServer,
+        *,
+        title: str = "Shop",
+        ua: str = DESKTOP_UA,
+        origin: str | None = None,
+    ) -> None:
         self.seen = []
         self.cid = ""
+        self.origin = origin or server.url
         self.welcome = self._hello(server, title, ua, {})
         policy = self.welcome["policy"]
         if policy["version"] and not policy["accepted"]:
@@ -81,7 +89,7 @@ class Visitor(SocketClient):
     ) -> dict[str, Any]:
         self.ws: ClientConnection = connect(
             server.ws_url + "/ws/visitor",
-            origin=server.url,  # type: ignore[arg-type]
+            origin=self.origin,  # type: ignore[arg-type]
             user_agent_header=ua,
             open_timeout=TIMEOUT,
             legacy=True,
@@ -98,13 +106,21 @@ class Visitor(SocketClient):
         )
         return self.until(lambda f: f["type"] == "welcome")
 
-    def say(self, body: str) -> dict[str, Any]:
+    @property
+    def token(self) -> str:
+        return str(self.welcome["visitor_token"])
+
+    def say(self, body: str, attachments: list[str] | None = None) -> dict[str, Any]:
         cmid = str(uuid.uuid4())
         frame: dict[str, Any] = {"type": "send", "client_msg_id": cmid, "body": body}
         if self.cid:
             frame["conversation_id"] = self.cid
+        if attachments:
+            frame["attachments"] = attachments
         self.frame(**frame)
         ack = self.until(lambda f: f["type"] == "ack" and f["client_msg_id"] == cmid)
+        if self.cid:
+            assert ack["conversation_id"] == self.cid, ack
         self.cid = ack["conversation_id"]
         return ack
 

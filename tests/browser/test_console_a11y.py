@@ -227,8 +227,7 @@ class Walk:
 
 
 def look(page: Page, walk: Walk, name: str) -> None:
-    folder = artifacts_dir() / "console-i18n"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = artifacts_dir("console-i18n")
     page.screenshot(path=str(folder / f"{walk.lang}-{name}.png"), full_page=True)
     assert page.evaluate("() => document.documentElement.lang") == walk.lang, name
     walk.axe[name] = axe(page)

@@ -29,19 +29,12 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Origin
 
-from tests.browser.support import TIMEOUT, ChatServer, SocketClient, StaticSite, artifacts_dir
+from tests.browser.support import TIMEOUT, ChatServer, StaticSite, artifacts_dir
+from tests.browser.test_console import Visitor
 from tests.web.test_attachments import PDF, png
 
 NewContext = Callable[..., BrowserContext]
-
-DESKTOP_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0 Safari/537.36"
-)
-
 
 @dataclass(frozen=True)
 class Viewport:
@@ -104,66 +97,6 @@ LONG_3 = (
 # ------------------------------------------------------------------ seeding
 
 
-class Visitor(SocketClient):
-    """A visitor on a raw visitor socket, from the host site's (allowed) origin."""
-
-    def __init__(self, chat: ChatServer, origin: str, title: str = "Checkout") -> None:
-        self.seen = []
-        self.cid = ""
-        self.welcome = self._hello(chat, origin, title, {})
-        policy = self.welcome["policy"]
-        if policy["version"] and not policy["accepted"]:
-            self.ws.close()  # accept the privacy notice, as the widget does, on a new socket
-            consent: dict[str, Any] = {
-                "visitor_token": self.welcome["visitor_token"],
-                "consent": {"version": policy["version"]},
-            }
-            self.welcome = self._hello(chat, origin, title, consent)
-
-    def _hello(
-        self, chat: ChatServer, origin: str, title: str, extra: dict[str, Any]
-    ) -> dict[str, Any]:
-        self.ws: ClientConnection = connect(
-            chat.ws_url + "/ws/visitor",
-            origin=Origin(origin),
-            user_agent_header=DESKTOP_UA,
-            open_timeout=TIMEOUT,
-            legacy=True,
-        )
-        self.frame(
-            type="hello",
-            page={
-                "url": "https://shop.example/checkout",
-                "title": title,
-                "referrer": "https://search.example/?q=rain+jacket",
-            },
-            locale="en-GB",
-            **extra,
-        )
-        return self.until(lambda f: f["type"] == "welcome")
-
-    @property
-    def token(self) -> str:
-        return str(self.welcome["visitor_token"])
-
-    def say(self, body: str, attachments: list[str] | None = None) -> dict[str, Any]:
-        cmid = str(uuid.uuid4())
-        frame: dict[str, Any] = {"type": "send", "client_msg_id": cmid, "body": body}
-        if self.cid:
-            frame["conversation_id"] = self.cid
-        if attachments:
-            frame["attachments"] = attachments
-        self.frame(**frame)
-        ack = self.until(lambda f: f["type"] == "ack" and f["client_msg_id"] == cmid)
-        if self.cid:
-            assert ack["conversation_id"] == self.cid, ack
-        self.cid = ack["conversation_id"]
-        return ack
-
-    def close(self) -> None:
-        self.ws.close()
-
-
 def upload(chat: ChatServer, cid: str, auth: str, name: str, data: bytes, mime: str) -> str:
     r = httpx.post(
         f"{chat.url}/api/v1/conversations/{cid}/attachments",
@@ -221,7 +154,7 @@ def seeded(chat: ChatServer, site: StaticSite) -> Seeded:
             "Do you have the boots in size 45?",
         )
     ):
-        other = Visitor(chat, site.origin, title=f"Product page {n}")
+        other = Visitor(chat, origin=site.origin, title=f"Product page {n}")
         try:
             other.say(text)
             others.append(other.cid)
@@ -229,7 +162,7 @@ def seeded(chat: ChatServer, site: StaticSite) -> Seeded:
             other.close()
 
     bearer = f"Bearer {chat.token}"
-    visitor = Visitor(chat, site.origin)
+    visitor = Visitor(chat, origin=site.origin, title="Checkout")
     try:
         steps: list[tuple[str, Any]] = [
             ("v", "Hi! My order #48213 still hasn't arrived. It was due last Tuesday."),
@@ -375,8 +308,7 @@ def open_thread(page: Page, vp: Viewport, seeded: Seeded) -> None:
 
 
 def shot(page: Page, name: str) -> Path:
-    folder = artifacts_dir() / "console-layout"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = artifacts_dir("console-layout")
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -53,9 +53,7 @@ def server(
 
 @pytest.fixture
 def shots() -> Path:
-    path = artifacts_dir() / "console-staff"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir("console-staff")
 
 
 def test_an_invited_colleague_sets_a_strong_password_from_a_link_that_works_once(

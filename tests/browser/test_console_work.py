@@ -46,9 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
 
 @pytest.fixture
 def shots() -> Path:
-    path = artifacts_dir() / "console-work"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir("console-work")
 
 
 def identity_token(server: ChatServer) -> str:

@@ -23,7 +23,7 @@ from tests.browser.support import (
 )
 
 NewContext = Callable[..., BrowserContext]
-EXAMPLE = ROOT / "widget" / "example"
+EXAMPLE = ROOT / "chatserver" / "web" / "static" / "widget" / "example"
 
 
 def test_cross_origin_embed_on_another_port(
@@ -104,7 +104,7 @@ def test_host_page_css_custom_properties_and_page_language(
 def test_the_shipped_example_page_works_cross_origin(
     chat: ChatServer, site: StaticSite, new_context: NewContext
 ) -> None:
-    """widget/example/ (see widget/README.md), pointed at this test's chat server."""
+    """The widget's example/ (see its README.md), pointed at this test's chat server."""
     for name in ("index.html", "checkout.html"):
         html = (EXAMPLE / name).read_text()
         assert "http://127.0.0.1:8000/widget.js" in html

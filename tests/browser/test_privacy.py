@@ -54,7 +54,7 @@ def test_page_load_opens_nothing_until_the_launcher_is_clicked(
     assert page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
     assert context.cookies() == []
     paths = {r.removeprefix(chat.url).split("?")[0] for r in requests}
-    assert paths <= {"/demo", "/widget.js", "/favicon.ico"}, paths
+    assert paths <= {"/demo", "/widget.js", "/favicon.ico", "/favicon.svg"}, paths
     # Nor does hovering, focusing, scrolling or the host page identifying its user: only
     # opening does.
     launcher(page).hover()

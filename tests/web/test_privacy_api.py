@@ -827,6 +827,7 @@ def test_cli_refuses_a_bad_retention_duration(tmp_path: Path) -> None:
 
 def test_cli_retention_dry_run_prints_every_category(tmp_path: Path) -> None:
     """``retention run --dry-run`` with valid settings exits 0 with one row per category."""
+    assert cli(tmp_path, "migrate").returncode == 0
     result = cli(tmp_path, "retention", "run", "--dry-run", env={"CHATSERVER_RETENTION_IP": "2w"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -839,7 +840,8 @@ def test_cli_retention_dry_run_prints_every_category(tmp_path: Path) -> None:
 
 
 def test_cli_audit_verify_on_a_fresh_data_dir(tmp_path: Path) -> None:
-    """``audit verify`` on a new, empty data dir: exit 0, the log is intact."""
+    """``audit verify`` on a freshly migrated store: exit 0, the log is intact."""
+    assert cli(tmp_path, "migrate").returncode == 0
     result = cli(tmp_path, "audit", "verify")
     assert result.returncode == 0, result.stderr
     assert "intact" in result.stdout
@@ -847,6 +849,7 @@ def test_cli_audit_verify_on_a_fresh_data_dir(tmp_path: Path) -> None:
 
 def test_cli_erase_of_an_unknown_subject_is_not_found(tmp_path: Path) -> None:
     """``erase <unknown>``: exit 1 and ``not_found`` on stderr; nothing printed as erased."""
+    assert cli(tmp_path, "migrate").returncode == 0
     result = cli(tmp_path, "erase", "nobody-at-all")
     assert result.returncode == 1, result
     assert "not_found" in result.stderr

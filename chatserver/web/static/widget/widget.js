@@ -7,8 +7,8 @@
   if (window.ChatWidget) return;
 
   var script = document.currentScript ||
-    document.querySelector('script[src*="widget.js"][data-site]') ||
-    document.querySelector('script[src*="widget.js"]');
+    document.querySelector('script[src*="widget."][data-site]') ||
+    document.querySelector('script[src*="widget."]');
   var data = (script && script.dataset) || {};
   var origin = new URL(script ? script.src : location.href, location.href).origin;
   var wsURL = origin.replace(/^http/, "ws") + "/ws/visitor";
