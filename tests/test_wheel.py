@@ -32,6 +32,7 @@ PAGES = {
     "/console/static/i18n/nn.js": ("text/javascript", "export"),
     "/demo": ("text/html", "/widget.js"),
     "/favicon.svg": ("image/svg+xml", "<svg"),
+    "/favicon.ico": ("image/vnd.microsoft.icon", "PNG"),
     "/api/docs": ("text/html", "/api/v1/openapi.json"),
     "/api/v1/openapi.json": ("application/json", '"openapi"'),
 }

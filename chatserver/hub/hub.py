@@ -97,26 +97,21 @@ def conversation_frame(
     assignee = None
     if conversation.assignee_id is not None:
         assignee = p.Assignee(id=conversation.assignee_id, name=conversation.assignee_name or "")
-    if for_visitor:
-        return p.encode(
-            p.ConversationOut(
-                id=conversation.id,
-                status=conversation.status,
-                assignee=assignee,
-                last_seq=conversation.last_seq,
-                tags=[],
-            )
-        )
+    agents: dict[str, Any] = {}
+    if not for_visitor:
+        agents = {
+            "tags": conversation.tags,
+            "name": conversation.name,
+            "verified_by": conversation.verified_by,
+            "rating": None if rating is None else p.RatingOut(score=rating),
+        }
     return p.encode(
         p.ConversationOut(
             id=conversation.id,
             status=conversation.status,
             assignee=assignee,
             last_seq=conversation.last_seq,
-            tags=conversation.tags,
-            name=conversation.name,
-            verified_by=conversation.verified_by,
-            rating=None if rating is None else p.RatingOut(score=rating),
+            **agents,
         )
     )
 
@@ -516,7 +511,7 @@ class Hub:
             if self._assign_capacity is not None:
                 self.spawn(self.auto_assign(cid))
         elif message.reopened:
-            self.spawn(self._announce_reopened(cid))
+            self.spawn(self.announce_change(cid, agents_only=False))
         self.emit("message.created", {"message": message})
         self._publish_message(message, author, origin)
         # The reopening it caused, recorded right after it.
@@ -571,22 +566,18 @@ class Hub:
                     return agent_id
             return None
 
-    async def _announce_reopened(self, conversation_id: str) -> None:
-        conversation = await self.store.conversation(conversation_id)
-        if conversation is not None:
-            rating = await self.store.rating(conversation_id)
-            self._publish_change(conversation, conversation, rating.score if rating else None)
+    async def _rating_score(self, conversation_id: str) -> int | None:
+        rating = await self.store.rating(conversation_id)
+        return rating.score if rating else None
 
-    async def announce_change(self, conversation_id: str) -> None:
-        """Tell agents' inboxes and followers of a change outside the conversation's row
-        (its rating, its verified account): the conversation as it is now."""
+    async def announce_change(self, conversation_id: str, *, agents_only: bool = True) -> None:
+        """Tell inboxes and followers of the conversation as it is now: after a change
+        outside its row (its rating, its verified account: agents only), or a reopening."""
         conversation = await self.store.conversation(conversation_id)
         if conversation is None:
             return
-        rating = await self.store.rating(conversation_id)
-        self._publish_change(
-            conversation, conversation, rating.score if rating else None, agents_only=True
-        )
+        rating = await self._rating_score(conversation_id)
+        self._publish_change(conversation, conversation, rating, agents_only=agents_only)
 
     def linked(self, account: Account) -> None:
         """A visitor was linked to a verified account: the conversations it merged have
@@ -772,8 +763,7 @@ class Hub:
             actor=actor,
         )
         self.publish_events(after.events)
-        rating = await self.store.rating(conversation_id)
-        self._publish_change(before, after, rating.score if rating else None)
+        self._publish_change(before, after, await self._rating_score(conversation_id))
         if after.status == "resolved" and before.status != "resolved":
             self.emit("conversation.resolved", {"conversation": after})
         return after

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -103,44 +101,9 @@ def swagger_ui_dir() -> Path:
     return directory(swagger_ui_path)
 
 
-def _png(size: int) -> bytes:
-    """The favicon's speech bubble as a PNG of ``size`` pixels, drawn here (no image files)."""
-    blue, clear = b"\x1f\x5f\xbf\xff", b"\x00\x00\x00\x00"
-    scale = size / 32
-    rows = []
-    for y in range(size):
-        row = bytearray(b"\x00")  # filter: none
-        for x in range(size):
-            px, py = (x + 0.5) / scale, (y + 0.5) / scale
-            inside = 2 <= px <= 26 and 6 <= py <= 24
-            # Rounded corners, radius 5: in a corner square, within 5 of its centre.
-            cx, cy = min(max(px, 7), 21), min(max(py, 11), 19)
-            inside = inside and (px - cx) ** 2 + (py - cy) ** 2 <= 25
-            tail = 24 <= py <= 30 and 6 <= px <= 13 and px - 6 <= (30 - py) * 7 / 6
-            row += blue if inside or tail else clear
-        rows.append(bytes(row))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
-        + chunk(b"IEND", b"")
-    )
-
-
-def _ico(size: int = 32) -> bytes:
-    """A one-image .ico holding a PNG (what browsers fetch by themselves at /favicon.ico)."""
-    png = _png(size)
-    entry = struct.pack("<BBBBHHII", size, size, 0, 0, 1, 32, len(png), 6 + 16)
-    return struct.pack("<HHH", 0, 1, 1) + entry + png
-
-
-FAVICON_ICO = _ico()
+# /favicon.ico: what browsers fetch by themselves; the same speech bubble as a PNG in an
+# .ico, drawn once and shipped as a file.
+FAVICON_ICO = (STATIC / "favicon.ico").read_bytes()
 _ICON_HEADERS = {"Cache-Control": "public, max-age=86400"}
 
 
@@ -173,13 +136,12 @@ async def _docs_file(request: Request) -> Response:
 
 
 def routes(*, demo: bool) -> list[Any]:
+    # Made once: the widget's version is fixed for the life of the process (assets.routes).
+    html = FRONT_PAGE.format(
+        style=STYLE, version=__version__, demo=DEMO_LINK if demo else "", widget=widget_url()
+    )
+
     async def front(request: Request) -> Response:
-        html = FRONT_PAGE.format(
-            style=STYLE,
-            version=__version__,
-            demo=DEMO_LINK if demo else "",
-            widget=widget_url(),
-        )
         return HTMLResponse(html, headers={"Content-Security-Policy": FRONT_CSP})
 
     return [
