@@ -35,7 +35,10 @@ const state = {
   jumpTo: null, // a search hit's seq to scroll to once loaded
   pending: [], // own replies not yet acked: {id, conversation_id, body, kind, attachments, el, state}
   presence: new Map(), // agent id -> {name, status}
-  watched: new Set(), // conversations followed on the socket besides the open one (mine)
+  watched: new Set(), // conversations followed on the socket besides the open one (waiting ones)
+  statusUntouched: true, // the status filter is still the default (a search then spans all)
+  hours: null, // GET /api/v1/business-hours, for the inbox's "Closed now" line
+  countsTimer: null,
   counts: null,
   ws: null,
   live: false,
@@ -336,12 +339,17 @@ function route() {
 
 // ------------------------------------------------------------------ inbox
 
+// The statuses asked for ("" for all): a search covers every status unless one was
+// chosen on purpose.
+function statusChoice() {
+  return $("search").value.trim() && state.statusUntouched ? "" : $("status-filter").value;
+}
+
 function listQuery(cursor) {
   const q = new URLSearchParams({ limit: "50" });
   const view = $("view-filter").value;
   const text = $("search").value.trim();
-  // A search covers every status unless one was chosen on purpose.
-  const status = text && state.statusUntouched ? "" : $("status-filter").value;
+  const status = statusChoice();
   const tag = $("tag-filter").value.trim();
   if (view) q.set("assignee", view);
   if (status) q.set("status", status);
@@ -463,9 +471,7 @@ function scheduleRefresh(ms) {
 }
 
 function matchesFilter(c) {
-  const statuses = ($("search").value.trim() && state.statusUntouched ? "" : $("status-filter").value)
-    .split(",")
-    .filter(Boolean);
+  const statuses = statusChoice().split(",").filter(Boolean);
   const view = $("view-filter").value;
   const tag = $("tag-filter").value.trim();
   if (statuses.length && !statuses.includes(c.status)) return false;
@@ -576,13 +582,14 @@ function upsertConversation(f) {
   state.convs.set(f.id, c);
   renderList();
   if (f.id === state.selected) {
+    // Verified (or renamed) just now: the panel and the visitor's earlier lines change.
+    const renamed = "name" in f && !!state.current && f.name !== state.current.name;
     if (state.current) {
       Object.assign(state.current, { status: c.status, assignee: c.assignee, tags: c.tags });
       for (const k of ["name", "verified_by", "rating"]) if (k in f) state.current[k] = f[k];
     }
     renderHead();
-    if (("verified_by" in f || "name" in f) && f.name !== (known && known._shownName)) {
-      c._shownName = f.name;
+    if (renamed) {
       loadVisitor(f.id);
       rerenderThread(); // the visitor's earlier lines now carry their verified name
     }
@@ -1396,7 +1403,7 @@ function renderConn() {
   const banner = $("conn-banner");
   let text = "";
   let kind = "info";
-  if (state.me && !state.live && document.body.dataset.socket !== "connecting") {
+  if (state.me && !state.live) {
     const queued = state.pending.filter((p) => p.state !== "acked").length;
     text = t("conn.offline") + (queued ? " " + tn("conn.queued", queued) : "");
     kind = "offline";
@@ -1594,7 +1601,6 @@ function onShortcut(e) {
 function wire() {
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
-  state.statusUntouched = true;
   $("status-filter").addEventListener("change", () => {
     state.statusUntouched = false;
     resetList();
